@@ -1,0 +1,5 @@
+"""`python -m tidings ROLE` is the same as `tidings ROLE`."""
+
+from tidings.app.cli import main
+
+raise SystemExit(main())

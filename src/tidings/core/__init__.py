@@ -1,0 +1,1 @@
+"""Shared kernel: errors, ids and time. Imports nothing else of Tidings."""

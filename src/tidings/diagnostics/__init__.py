@@ -1,0 +1,1 @@
+"""Diagnostics: probes that prove the worker pipeline runs end to end."""

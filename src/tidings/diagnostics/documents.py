@@ -1,0 +1,36 @@
+"""Persistence of worker probes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from beanie import Document
+from pydantic import BaseModel, Field
+
+from tidings.core.clock import utcnow
+
+
+class ProbeStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class ProbeAttempt(BaseModel):
+    pid: int
+    host: str
+    started_at: datetime = Field(default_factory=utcnow)
+
+
+class Probe(Document):
+    """One round trip through the queue: who picked it up (every attempt) and who finished it."""
+
+    status: ProbeStatus = ProbeStatus.QUEUED
+    hold_seconds: float = 0.0
+    attempts: list[ProbeAttempt] = Field(default_factory=list)
+    completed_by: ProbeAttempt | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "diagnostic_probes"

@@ -1,0 +1,1 @@
+"""Environments and their secret API keys; every other record is scoped to one environment."""

@@ -1,0 +1,35 @@
+"""Persistence of environments and their API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from beanie import Document
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, IndexModel
+
+from tidings.core.clock import utcnow
+
+
+class ApiKey(BaseModel):
+    """A secret API key, kept only as its SHA-256; `hint` is the last characters, to tell keys apart."""
+
+    hash: str
+    hint: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Environment(Document):
+    name: str
+    application_identifier: str
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "environments"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("name", ASCENDING)], unique=True),
+            IndexModel([("application_identifier", ASCENDING)], unique=True),
+            IndexModel([("api_keys.hash", ASCENDING)], unique=True, sparse=True),
+        ]

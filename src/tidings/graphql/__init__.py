@@ -1,0 +1,1 @@
+"""The typed GraphQL API (Strawberry): schema, context, permissions, error codes, one subpackage per area."""

@@ -1,0 +1,18 @@
+"""Documents → GraphQL types for the environments area."""
+
+from __future__ import annotations
+
+import strawberry
+
+from tidings.environments import documents
+from tidings.graphql.environments.types import Environment
+
+
+def environment_to_graphql(environment: documents.Environment) -> Environment:
+    return Environment(
+        id=strawberry.ID(str(environment.id)),
+        name=environment.name,
+        application_identifier=environment.application_identifier,
+        api_key_hints=[key.hint for key in environment.api_keys],
+        created_at=environment.created_at,
+    )

@@ -1,0 +1,1 @@
+"""In-app inbox: messages, feed queries, counts, state changes and the realtime hub."""

@@ -1,0 +1,5 @@
+"""Importing this module registers every task with Taskiq's shared registry; workers import it at start."""
+
+from tidings.tasks import diagnostics
+
+TASK_MODULES = (diagnostics,)
