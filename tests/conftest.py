@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from beanie import init_beanie
 from pymongo import AsyncMongoClient
 
+from tests.servers import beanie_database, isolated_settings
 from tidings.app.embedded import secantus, valkey
-from tidings.app.resources import DOCUMENT_MODELS, open_mongo
 from tidings.app.settings import Settings
-
-from .servers import SECRET_KEY
 
 
 @pytest.fixture(scope="session")
@@ -48,25 +44,10 @@ def mongodb_url(server_logs: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(mongodb_url: str, redis_url: str, tmp_path: Path) -> Settings:
-    """Settings of one test: its own database and queue, so tests never see each other's data or tasks."""
-    unique = uuid.uuid4().hex[:12]
-    return Settings(
-        mongodb_url=mongodb_url,
-        redis_url=redis_url,
-        mongodb_database=f"tidings_test_{unique}",
-        queue_name=f"tidings:test:{unique}",
-        secret_key=SECRET_KEY,  # type: ignore[arg-type]
-        heartbeat_dir=tmp_path / "run",
-        heartbeat_interval_seconds=0.5,
-        _env_file=None,  # type: ignore[call-arg]
-    )
+    return isolated_settings(mongodb_url, redis_url, tmp_path)
 
 
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
-    """Beanie initialised on the test's own database, dropped afterwards."""
-    client = open_mongo(settings)
-    await init_beanie(database=client[settings.mongodb_database], document_models=DOCUMENT_MODELS)
-    yield client
-    await client.drop_database(settings.mongodb_database)
-    await client.close()
+    async with beanie_database(settings) as client:
+        yield client

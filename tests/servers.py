@@ -8,15 +8,48 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
 
 from tidings.app.embedded import free_port
+from tidings.app.resources import DOCUMENT_MODELS, open_mongo
 from tidings.app.settings import Settings, env_name
 
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+
+
+def isolated_settings(mongodb_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Settings with their own database and queue, so tests never see each other's data or tasks."""
+    unique = uuid.uuid4().hex[:12]
+    return Settings(
+        mongodb_url=mongodb_url,
+        redis_url=redis_url,
+        mongodb_database=f"tidings_test_{unique}",
+        queue_name=f"tidings:test:{unique}",
+        secret_key=SECRET_KEY,  # type: ignore[arg-type]
+        heartbeat_dir=tmp_path / "run",
+        heartbeat_interval_seconds=0.5,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@asynccontextmanager
+async def beanie_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """Beanie initialised on the settings' database, which is dropped afterwards."""
+    client = open_mongo(settings)
+    await init_beanie(database=client[settings.mongodb_database], document_models=DOCUMENT_MODELS)
+    try:
+        yield client
+    finally:
+        await client.drop_database(settings.mongodb_database)
+        await client.close()
 
 
 def role_env(settings: Settings, **extra: str) -> dict[str, str]:

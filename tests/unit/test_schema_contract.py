@@ -11,7 +11,9 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 
 def test_committed_schema_matches_the_code() -> None:
-    assert SCHEMA_FILE.read_text() == build_schema().as_str() + "\n", "run `uv run tidings export-schema -o schema.graphql`"
+    assert SCHEMA_FILE.read_text() == build_schema().as_str() + "\n", (
+        "run `uv run tidings export-schema -o schema.graphql`"
+    )
 
 
 def test_export_schema_check_detects_drift(tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""The API process over real HTTP: health, readiness, metrics, and GraphQL with API-key auth and error codes."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import RoleProcess, api_process, beanie_database, isolated_settings
+from tidings.app.settings import Settings
+from tidings.environments.service import IssuedEnvironment, create_environment
+
+
+@pytest.fixture(scope="module")
+def api_settings(mongodb_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return isolated_settings(mongodb_url, redis_url, tmp_path_factory.mktemp("api"))
+
+
+@pytest.fixture(scope="module")
+def api(api_settings: Settings) -> Iterator[tuple[RoleProcess, str]]:
+    """One API process for the module (starting Python with Strawberry and Beanie costs seconds)."""
+    process, base = api_process(api_settings, api_settings.heartbeat_dir.parent / "api.log")
+    yield process, base
+    assert process.stop() in (0, -signal.SIGTERM), process.output()
+    assert "Application shutdown complete" in process.output()
+
+
+@pytest.fixture
+async def client(api: tuple[RoleProcess, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api[1], timeout=10) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+async def issued(api_settings: Settings) -> AsyncIterator[IssuedEnvironment]:
+    async with beanie_database(api_settings):
+        yield await create_environment("staging")
+
+
+async def _graphql(client: httpx.AsyncClient, query: str, api_key: str | None = None) -> dict[str, Any]:
+    headers = {"Authorization": f"ApiKey {api_key}"} if api_key else {}
+    response = await client.post("/graphql", json={"query": query}, headers=headers)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_healthz_is_ok(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_pings_mongodb_and_redis(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready"}
+
+
+async def test_current_environment_with_api_key(client: httpx.AsyncClient, issued: IssuedEnvironment) -> None:
+    body = await _graphql(
+        client, "{ currentEnvironment { id name applicationIdentifier apiKeyHints } }", issued.api_key
+    )
+    assert "errors" not in body
+    environment = body["data"]["currentEnvironment"]
+    assert environment["id"] == str(issued.environment.id)
+    assert environment["name"] == "staging"
+    assert environment["applicationIdentifier"] == issued.environment.application_identifier
+    assert environment["apiKeyHints"] == [issued.api_key[-4:]]
+
+
+@pytest.mark.parametrize("api_key", [None, "tid_sk_not-a-real-key"])
+async def test_admin_query_without_valid_key_is_unauthenticated(
+    client: httpx.AsyncClient, issued: IssuedEnvironment, api_key: str | None
+) -> None:
+    body = await _graphql(client, "{ currentEnvironment { name } }", api_key)
+    assert body["data"] is None
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["UNAUTHENTICATED"]
+    assert body["errors"][0]["path"] == ["currentEnvironment"]
+
+
+async def test_wrong_authorization_scheme_is_not_an_api_key(
+    client: httpx.AsyncClient, issued: IssuedEnvironment
+) -> None:
+    response = await client.post(
+        "/graphql",
+        json={"query": "{ currentEnvironment { name } }"},
+        headers={"Authorization": f"Bearer {issued.api_key}"},
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_alias_limit_rejects_the_operation(client: httpx.AsyncClient, issued: IssuedEnvironment) -> None:
+    aliases = " ".join(f"a{i}: currentEnvironment {{ name }}" for i in range(31))
+    body = await _graphql(client, "{ " + aliases + " }", issued.api_key)
+    assert body.get("data") is None
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION"
+    assert "aliases" in body["errors"][0]["message"]
+
+
+async def test_unknown_field_is_a_validation_error(client: httpx.AsyncClient) -> None:
+    body = await _graphql(client, "{ nope }")
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION"
+
+
+async def test_graphiql_is_off_unless_enabled(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert "graphiql" not in response.text.lower()
+
+
+async def test_metrics_count_requests_by_path_and_status(client: httpx.AsyncClient) -> None:
+    await client.get("/healthz")
+    await client.get("/no-such-page")
+    text = (await client.get("/metrics")).text
+    assert 'tidings_http_requests_total{method="GET",path="/healthz",status="200"}' in text
+    assert 'tidings_http_requests_total{method="GET",path="other",status="404"}' in text
+    assert "tidings_http_request_duration_seconds_bucket" in text
+    assert "process_resident_memory_bytes" in text
