@@ -36,7 +36,7 @@ def isolated_settings(mongodb_url: str, redis_url: str, tmp_path: Path) -> Setti
         secret_key=SECRET_KEY,  # type: ignore[arg-type]
         heartbeat_dir=tmp_path / "run",
         heartbeat_interval_seconds=0.5,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
 
 
