@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from beanie import init_beanie
 from pymongo import AsyncMongoClient
 
 from tidings.app.embedded import free_port
-from tidings.app.resources import DOCUMENT_MODELS, open_mongo
+from tidings.app.resources import open_database
 from tidings.app.settings import Settings, env_name
 
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
@@ -43,13 +42,11 @@ def isolated_settings(mongodb_url: str, redis_url: str, tmp_path: Path) -> Setti
 @asynccontextmanager
 async def beanie_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
     """Beanie initialised on the settings' database, which is dropped afterwards."""
-    client = open_mongo(settings)
-    await init_beanie(database=client[settings.mongodb_database], document_models=DOCUMENT_MODELS)
-    try:
-        yield client
-    finally:
-        await client.drop_database(settings.mongodb_database)
-        await client.close()
+    async with open_database(settings) as client:
+        try:
+            yield client
+        finally:
+            await client.drop_database(settings.mongodb_database)
 
 
 def role_env(settings: Settings, **extra: str) -> dict[str, str]:

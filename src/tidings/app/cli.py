@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tidings.app.settings import Settings, SettingsError, load_settings
+from tidings.core.errors import TidingsError
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -68,6 +69,17 @@ def _healthcheck(settings: Settings, role: str) -> int:
     return 0 if alive else 1
 
 
+def _env_create(settings: Settings, name: str) -> int:
+    from tidings.app.operations import create_environment_with_key  # noqa: PLC0415
+
+    issued = asyncio.run(create_environment_with_key(settings, name))
+    print(f"environment   {issued.environment.name}")
+    print(f"app id        {issued.environment.application_identifier}")
+    print(f"API key       {issued.api_key}")
+    print("The API key is shown only this once; Tidings keeps just its hash.")
+    return 0
+
+
 def _export_schema(output: Path | None, check: bool) -> int:
     from tidings.graphql.schema import build_schema  # noqa: PLC0415
 
@@ -96,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     export = roles.add_parser("export-schema", help="print the GraphQL SDL, or write or check a file")
     export.add_argument("-o", "--output", type=Path, help="write the SDL to this file")
     export.add_argument("--check", action="store_true", help="fail when the file differs from the schema")
+    env = roles.add_parser("env", help="manage environments").add_subparsers(dest="env_command", required=True)
+    env.add_parser("create", help="create an environment and print its secret API key once").add_argument("name")
     health = roles.add_parser("healthcheck", help="exit 0 when the worker or scheduler on this host is alive")
     health.add_argument("role", choices=["worker", "scheduler"])
     return parser
@@ -111,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": _worker,
         "scheduler": _scheduler,
         "healthcheck": lambda settings: _healthcheck(settings, args.role),
+        "env": lambda settings: _env_create(settings, args.name),
     }
     try:
         settings = load_settings()
@@ -119,3 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 2
+    except TidingsError as exc:
+        print(f"tidings: {exc.message}", file=sys.stderr)
+        return 1

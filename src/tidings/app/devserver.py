@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from beanie import init_beanie
-
 from tidings.app.embedded import (
     EmbeddedServer,
     EmbeddedServerError,
@@ -26,10 +24,9 @@ from tidings.app.embedded import (
     stop_process,
     valkey,
 )
-from tidings.app.resources import DOCUMENT_MODELS, open_mongo
+from tidings.app.operations import seed_environment
 from tidings.app.settings import Settings, SettingsError, env_name
 from tidings.core.ids import new_api_key
-from tidings.environments.service import ensure_environment
 
 DEV_ENVIRONMENT = "development"
 ROLES = ("api", "worker", "scheduler")
@@ -62,16 +59,6 @@ def _choose_port(settings: Settings) -> int:
     port = free_port(settings.host)
     print(f"tidings dev: port {settings.port} is in use, using {port} instead", flush=True)
     return port
-
-
-async def _seed(settings: Settings, api_key: str) -> str:
-    mongo = open_mongo(settings)
-    try:
-        await init_beanie(database=mongo[settings.mongodb_database], document_models=DOCUMENT_MODELS)
-        environment = await ensure_environment(DEV_ENVIRONMENT, api_key)
-        return environment.application_identifier
-    finally:
-        await mongo.close()
 
 
 def _wait_for_api(url: str, api: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -114,6 +101,7 @@ def run_dev(settings: Settings) -> int:
     children: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
+        port = _choose_port(settings)
         mongodb_url, redis_url = settings.mongodb_url, settings.redis_url
         if mongodb_url is None:
             servers.append(secantus(data_dir=data_dir / "mongo", log_path=data_dir / "logs" / "secantusdb.log"))
@@ -132,9 +120,10 @@ def run_dev(settings: Settings) -> int:
             else _read_or_create(data_dir / "secret-key", lambda: secrets.token_urlsafe(32))
         )
         api_key = _read_or_create(data_dir / "dev-api-key", new_api_key)
-        port = _choose_port(settings)
         resolved = settings.model_copy(update={"mongodb_url": mongodb_url, "redis_url": redis_url})
-        application_identifier = asyncio.run(_seed(resolved, api_key))
+        application_identifier = asyncio.run(
+            seed_environment(resolved, DEV_ENVIRONMENT, api_key)
+        ).application_identifier
 
         env = dict(os.environ)
         env.update(

@@ -59,17 +59,27 @@ def open_redis(settings: Settings) -> Redis:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings, *, worker: bool = False) -> AsyncIterator[Resources]:
-    """Connections are lazy: a role starts while MongoDB or Redis is down and `/readyz` says which one."""
+async def open_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """MongoDB with Beanie initialised (indexes created) on the configured database."""
     mongo = open_mongo(settings)
+    try:
+        await init_beanie(database=mongo[settings.mongodb_database], document_models=DOCUMENT_MODELS)
+        yield mongo
+    finally:
+        await mongo.close()
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings, *, worker: bool = False) -> AsyncIterator[Resources]:
+    """Start-up needs MongoDB (Beanie creates indexes) and Redis (the consumer group); after that an outage of
+    either is survived: drivers reconnect, and `/readyz` names the part that is down meanwhile."""
     redis = open_redis(settings)
     broker = build_broker(broker_config(settings))
     broker.is_worker_process = worker
-    try:
-        await init_beanie(database=mongo[settings.mongodb_database], document_models=DOCUMENT_MODELS)
-        await broker.startup()
-        yield Resources(settings=settings, mongo=mongo, redis=redis, broker=broker)
-    finally:
-        await broker.shutdown()
-        await redis.aclose()
-        await mongo.close()
+    async with open_database(settings) as mongo:
+        try:
+            await broker.startup()
+            yield Resources(settings=settings, mongo=mongo, redis=redis, broker=broker)
+        finally:
+            await broker.shutdown()
+            await redis.aclose()

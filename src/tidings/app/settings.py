@@ -52,7 +52,6 @@ class Settings(BaseSettings):
     queue_maxlen: int = Field(100_000, ge=1000)
     task_idle_timeout_seconds: float = Field(300.0, ge=1)
     task_reclaim_interval_seconds: float = Field(5.0, gt=0)
-    task_reclaim_lock_timeout_seconds: float = Field(30.0, gt=0)
     worker_max_async_tasks: int = Field(50, ge=1, le=10_000)
 
     # Scheduler leader election: the leader renews a Redis lock that expires after `scheduler_lock_ttl_seconds`.
