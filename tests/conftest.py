@@ -11,7 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.servers import beanie_database, isolated_settings
-from tidings.app.embedded import secantus, valkey
+from tidings.app.embedded import EmbeddedServer, secantus, valkey
 from tidings.app.settings import Settings
 
 
@@ -20,26 +20,27 @@ def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server-logs")
 
 
-@pytest.fixture(scope="session")
-def redis_url(server_logs: Path) -> Iterator[str]:
-    if url := os.environ.get("TIDINGS_REDIS_URL"):
+def _external_or_embedded(variable: str, embedded: EmbeddedServer) -> Iterator[str]:
+    """The URL in `variable` when set (a real server), else the embedded server, started for the session."""
+    if url := os.environ.get(variable):
         yield url
         return
-    server = valkey(data_dir=None, log_path=server_logs / "valkey.log")
-    server.start()
-    yield server.url
-    server.stop()
+    embedded.start()
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(server_logs: Path) -> Iterator[str]:
+    yield from _external_or_embedded("TIDINGS_REDIS_URL", valkey(data_dir=None, log_path=server_logs / "valkey.log"))
 
 
 @pytest.fixture(scope="session")
 def mongodb_url(server_logs: Path) -> Iterator[str]:
-    if url := os.environ.get("TIDINGS_MONGODB_URL"):
-        yield url
-        return
     server = secantus(data_dir=None, log_path=server_logs / "secantusdb.log")
-    server.start()
-    yield server.url
-    server.stop()
+    yield from _external_or_embedded("TIDINGS_MONGODB_URL", server)
 
 
 @pytest.fixture
