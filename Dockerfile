@@ -23,10 +23,10 @@ COPY pyproject.toml uv.lock .python-version README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 
-# Then the project itself.
+# Then the project itself, as a regular (not editable) install, so the runtime image needs no source tree.
 COPY src/ ./src/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev
+    uv sync --frozen --no-dev --no-editable
 
 # ---------------------------------------------------------------------------------------------------------------
 # Runtime: same base image (the venv's interpreter symlinks point at /usr/local/bin/python3.13), non-root user.
@@ -43,10 +43,9 @@ RUN groupadd --system --gid 10001 tidings \
 
 WORKDIR /app
 
-# Owned by root and therefore read-only for the runtime user. The venv must keep the /app/.venv path (console
-# script shebangs are absolute) and src/ must sit at /app/src (the project is installed in editable mode).
+# Owned by root and therefore read-only for the runtime user. The venv keeps the /app/.venv path (console script
+# shebangs are absolute).
 COPY --from=builder /app/.venv /app/.venv
-COPY --from=builder /app/src /app/src
 
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONSAFEPATH=1 \
