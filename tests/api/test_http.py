@@ -61,14 +61,14 @@ async def test_readyz_pings_mongodb_and_redis(client: httpx.AsyncClient) -> None
 
 async def test_current_environment_with_api_key(client: httpx.AsyncClient, issued: IssuedEnvironment) -> None:
     body = await _graphql(
-        client, "{ currentEnvironment { id name applicationIdentifier apiKeyHints } }", issued.api_key
+        client, "{ currentEnvironment { id name applicationIdentifier apiKeys { hint } } }", issued.api_key
     )
     assert "errors" not in body
     environment = body["data"]["currentEnvironment"]
     assert environment["id"] == str(issued.environment.id)
     assert environment["name"] == "staging"
     assert environment["applicationIdentifier"] == issued.environment.application_identifier
-    assert environment["apiKeyHints"] == [issued.api_key[-4:]]
+    assert environment["apiKeys"] == [{"hint": issued.api_key[-4:]}]
 
 
 @pytest.mark.parametrize("api_key", [None, "tid_sk_not-a-real-key"])

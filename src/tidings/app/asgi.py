@@ -14,6 +14,7 @@ from tidings.app.health import healthz, readyz
 from tidings.app.metrics import HttpMetricsMiddleware, metrics
 from tidings.app.resources import Resources, open_resources
 from tidings.app.settings import Settings
+from tidings.core.crypto import Cipher
 from tidings.graphql.endpoint import PROTOCOLS, GraphQLApp
 from tidings.graphql.schema import build_schema
 
@@ -30,6 +31,8 @@ def create_app(settings: Settings) -> Starlette:
     )
     graphql = GraphQLApp(
         schema,
+        limits=settings.limits(),
+        cipher=Cipher(settings.require_secret_key()),
         graphql_ide="graphiql" if settings.graphql_ide else None,
         allow_queries_via_get=False,
         subscription_protocols=PROTOCOLS,

@@ -5,12 +5,15 @@ Every limit Tidings enforces is a field here, so operators find them in one tabl
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
 import pydantic
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tidings.core.limits import Limits
 
 ENV_PREFIX = "TIDINGS_"
 MIN_SECRET_LENGTH = 32
@@ -58,6 +61,17 @@ class Settings(BaseSettings):
     scheduler_lock_ttl_seconds: float = Field(10.0, ge=1)
     scheduler_tick_seconds: float = Field(0.2, gt=0, le=10)
 
+    # Domain limits (see tidings.core.limits): page sizes, bulk sizes, and caps on stored documents.
+    limit_page_size_default: int = Field(Limits.page_size_default, ge=1, le=1000)
+    limit_page_size_max: int = Field(Limits.page_size_max, ge=1, le=1000)
+    limit_bulk_upsert_max: int = Field(Limits.bulk_upsert_max, ge=1, le=10_000)
+    limit_topic_subscribers_per_call: int = Field(Limits.topic_subscribers_per_call, ge=1, le=100_000)
+    limit_subscriber_data_bytes: int = Field(Limits.subscriber_data_bytes, ge=256, le=1_000_000)
+    limit_template_bytes: int = Field(Limits.template_bytes, ge=1024, le=1_000_000)
+    limit_payload_schema_bytes: int = Field(Limits.payload_schema_bytes, ge=1024, le=1_000_000)
+    limit_workflow_steps_max: int = Field(Limits.workflow_steps_max, ge=1, le=200)
+    limit_tags_max: int = Field(Limits.tags_max, ge=1, le=200)
+
     # Liveness of worker and scheduler: they touch a heartbeat file that `tidings healthcheck ROLE` reads.
     heartbeat_dir: Path = Path("/tmp")
     heartbeat_interval_seconds: float = Field(5.0, gt=0)
@@ -82,6 +96,9 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    def limits(self) -> Limits:
+        return Limits(**{field.name: getattr(self, "limit_" + field.name) for field in dataclasses.fields(Limits)})
 
     def require_mongodb_url(self) -> str:
         return _required(self.mongodb_url, "mongodb_url")

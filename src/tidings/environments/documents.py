@@ -18,6 +18,11 @@ class ApiKey(BaseModel):
     hash: str
     hint: str
     created_at: datetime = Field(default_factory=utcnow)
+    # Set when the key was rotated out: it keeps working until then, so deployments can switch over.
+    expires_at: datetime | None = None
+
+    def is_valid(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
 
 
 class Environment(Document):

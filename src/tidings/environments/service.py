@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pymongo.errors import DuplicateKeyError
 
+from tidings.core.clock import utcnow
 from tidings.core.errors import AlreadyExistsError, UnauthenticatedError, ValidationError
 from tidings.core.ids import hash_secret, new_api_key, new_identifier
 from tidings.environments.documents import ApiKey, Environment
 
 MAX_NAME_LENGTH = 64
+MAX_ROTATION_OVERLAP_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,32 @@ async def ensure_environment(name: str, api_key: str) -> Environment:
 
 
 async def authenticate_api_key(api_key: str) -> Environment:
-    environment = await Environment.find_one({"api_keys.hash": hash_secret(api_key)})
-    if environment is None:
-        raise UnauthenticatedError("unknown API key")
+    digest = hash_secret(api_key)
+    environment = await Environment.find_one({"api_keys.hash": digest})
+    now = utcnow()
+    if environment is None or not any(key.hash == digest and key.is_valid(now) for key in environment.api_keys):
+        raise UnauthenticatedError("unknown or expired API key")
     return environment
+
+
+async def rotate_api_key(environment: Environment, overlap_seconds: int) -> IssuedEnvironment:
+    """Issue a new key; every older key keeps working for `overlap_seconds` (0 revokes them now), then expires."""
+    if not 0 <= overlap_seconds <= MAX_ROTATION_OVERLAP_SECONDS:
+        raise ValidationError(
+            f"overlapSeconds must be between 0 and {MAX_ROTATION_OVERLAP_SECONDS}", field="overlapSeconds"
+        )
+    now = utcnow()
+    expires_at = now + timedelta(seconds=overlap_seconds)
+    plain = new_api_key()
+    # Keys already expired are dropped; the others expire at the end of the overlap (never later than before).
+    kept = [
+        key.model_copy(update={"expires_at": min(key.expires_at or expires_at, expires_at)})
+        for key in environment.api_keys
+        if key.is_valid(now)
+    ]
+    keys = [*kept, _api_key_record(plain)]
+    await Environment.get_pymongo_collection().update_one(
+        {"_id": environment.id}, {"$set": {"api_keys": [key.model_dump() for key in keys]}}
+    )
+    environment.api_keys = keys
+    return IssuedEnvironment(environment=environment, api_key=plain)

@@ -9,6 +9,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
+from tidings.core.crypto import Cipher
+from tidings.core.limits import Limits
 from tidings.environments.documents import Environment
 
 
@@ -17,6 +19,8 @@ class Context:
     request: HTTPConnection
     response: Response | WebSocket | None
     api_key: str | None
+    limits: Limits
+    cipher: Cipher
     # Filled once per request by `permissions.require_environment`, so a query with many fields authenticates once.
     environment: Environment | None = field(default=None)
 

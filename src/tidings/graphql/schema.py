@@ -10,10 +10,16 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCac
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from tidings.graphql.environments.mutations import EnvironmentMutations
 from tidings.graphql.environments.queries import EnvironmentQueries
 from tidings.graphql.errors import CodedErrors
 
-Query: Any = merge_types("Query", (EnvironmentQueries,))
+# One entry per area; each area keeps its root fields in its own queries.py / mutations.py.
+QUERIES: tuple[type, ...] = (EnvironmentQueries,)
+MUTATIONS: tuple[type, ...] = (EnvironmentMutations,)
+
+Query: Any = merge_types("Query", QUERIES)
+Mutation: Any = merge_types("Mutation", MUTATIONS)
 
 # Parsing and validation dominate the cost of small operations (2.2k req/s cached vs 617 uncached, DESIGN §8).
 _CACHE_SIZE = 1024
@@ -22,6 +28,7 @@ _CACHE_SIZE = 1024
 def build_schema(*, max_depth: int = 12, max_tokens: int = 2000, max_aliases: int = 30) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             # Factories, not instances: Strawberry builds extensions per operation (the caches are module-level).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from tidings.environments import documents
-from tidings.graphql.environments.types import Environment
+from tidings.graphql.environments.types import ApiKeyInfo, Environment
 
 
 def environment_to_graphql(environment: documents.Environment) -> Environment:
@@ -13,6 +13,9 @@ def environment_to_graphql(environment: documents.Environment) -> Environment:
         id=strawberry.ID(str(environment.id)),
         name=environment.name,
         application_identifier=environment.application_identifier,
-        api_key_hints=[key.hint for key in environment.api_keys],
+        api_keys=[
+            ApiKeyInfo(hint=key.hint, created_at=key.created_at, expires_at=key.expires_at)
+            for key in environment.api_keys
+        ],
         created_at=environment.created_at,
     )

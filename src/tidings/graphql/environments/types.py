@@ -14,5 +14,18 @@ class Environment:
     application_identifier: str = strawberry.field(
         description="Public identifier the inbox widget uses to address this environment."
     )
-    api_key_hints: list[str] = strawberry.field(description="Last four characters of each active secret API key.")
+    api_keys: list[ApiKeyInfo] = strawberry.field(description="The active secret API keys (never the keys themselves).")
     created_at: datetime
+
+
+@strawberry.type(description="A secret API key as the API shows it: its last characters and lifetime.")
+class ApiKeyInfo:
+    hint: str = strawberry.field(description="Last four characters of the key.")
+    created_at: datetime
+    expires_at: datetime | None = strawberry.field(description="Set once the key was rotated out.")
+
+
+@strawberry.type(description="A new secret API key, shown only in this response.")
+class IssuedApiKey:
+    api_key: str
+    environment: Environment

@@ -1,0 +1,71 @@
+"""Keyset (cursor) pagination: pages follow `_id` order, so page N costs the same as page 1 (no skip/offset)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from beanie import Document, SortDirection
+from beanie.odm.queries.find import FindMany
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from tidings.core.errors import ValidationError
+
+_PREFIX = "c1:"
+
+
+def encode_cursor(object_id: ObjectId) -> str:
+    return base64.urlsafe_b64encode((_PREFIX + str(object_id)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> ObjectId:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith(_PREFIX):
+            raise ValueError(raw)
+        return ObjectId(raw.removeprefix(_PREFIX))
+    except (ValueError, UnicodeDecodeError, binascii.Error, InvalidId):
+        raise ValidationError("not a cursor returned by this API", field="after") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    first: int
+    after: ObjectId | None = None
+
+    @classmethod
+    def parse(cls, first: int | None, after: str | None, *, default: int, maximum: int) -> PageRequest:
+        size = default if first is None else first
+        if not 1 <= size <= maximum:
+            raise ValidationError(f"first must be between 1 and {maximum}", field="first")
+        return cls(first=size, after=None if after is None else decode_cursor(after))
+
+
+@dataclass(frozen=True, slots=True)
+class Page[T]:
+    items: list[T]
+    cursors: list[str]
+    has_next_page: bool
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
+
+
+async def paginate[D: Document](query: FindMany[D], request: PageRequest, id_field: str = "_id") -> Page[D]:
+    """One page of `query` in ascending `id_field` (an ObjectId) order; fetches one extra row to know if more exist."""
+    if request.after is not None:
+        query = query.find({id_field: {"$gt": request.after}})
+    rows = await query.sort((id_field, SortDirection.ASCENDING)).limit(request.first + 1).to_list()
+    more = len(rows) > request.first
+    rows = rows[: request.first]
+    return Page(items=rows, cursors=[encode_cursor(_key(row, id_field)) for row in rows], has_next_page=more)
+
+
+def _key(row: Any, id_field: str) -> ObjectId:
+    value = row.id if id_field == "_id" else getattr(row, id_field)
+    assert isinstance(value, ObjectId)
+    return value

@@ -1,0 +1,21 @@
+"""Mutations of the environments area."""
+
+from __future__ import annotations
+
+import strawberry
+
+from tidings.environments.service import rotate_api_key
+from tidings.graphql.context import Info
+from tidings.graphql.environments.mappers import environment_to_graphql
+from tidings.graphql.environments.types import IssuedApiKey
+from tidings.graphql.permissions import require_environment
+
+
+@strawberry.type
+class EnvironmentMutations:
+    @strawberry.mutation(
+        description="Issue a new secret API key. Older keys keep working for `overlapSeconds`, then expire."
+    )
+    async def rotate_api_key(self, info: Info, overlap_seconds: int = 3600) -> IssuedApiKey:
+        issued = await rotate_api_key(await require_environment(info), overlap_seconds)
+        return IssuedApiKey(api_key=issued.api_key, environment=environment_to_graphql(issued.environment))

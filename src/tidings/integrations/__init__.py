@@ -1,0 +1,1 @@
+"""Integrations: per-environment provider configurations with credentials encrypted at rest."""

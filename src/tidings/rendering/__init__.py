@@ -1,0 +1,1 @@
+"""Rendering: the sandboxed Jinja2 environment that compiles and renders templates."""

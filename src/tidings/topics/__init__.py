@@ -1,0 +1,1 @@
+"""Topics: named groups of subscribers that a trigger can address at once."""

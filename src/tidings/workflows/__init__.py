@@ -1,0 +1,1 @@
+"""Workflows: the steps a trigger runs, their templates, conditions and default preferences."""
