@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import strawberry
 
 from tidings.core.pagination import Page
+
 
 @strawberry.type
 class PageInfo:
