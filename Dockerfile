@@ -58,11 +58,11 @@ USER tidings
 
 EXPOSE 8000
 
-# This healthcheck is for the default `api` role (liveness endpoint, stdlib only: the slim image has no curl).
+# This healthcheck is for the default `api` role: it GETs /healthz on TIDINGS_PORT (the slim image has no curl).
 # The worker and scheduler roles have no HTTP listener; docker-compose.yml overrides the healthcheck for them with
 # `tidings healthcheck worker` / `tidings healthcheck scheduler`.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"]
+    CMD ["tidings", "healthcheck", "api"]
 
 ENTRYPOINT ["tidings"]
 CMD ["api"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -17,6 +16,7 @@ from typing import IO, Any
 
 from pymongo import AsyncMongoClient
 
+from tidings.app.devserver import role_argv
 from tidings.app.embedded import free_port
 from tidings.app.resources import open_database
 from tidings.app.settings import Settings, env_name
@@ -74,7 +74,7 @@ class RoleProcess:
     def start(self) -> RoleProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tidings", self.role],
+            role_argv(self.role),
             env=dict(self.env),
             stdout=self._log,
             stderr=subprocess.STDOUT,

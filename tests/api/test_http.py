@@ -119,3 +119,18 @@ async def test_metrics_count_requests_by_path_and_status(client: httpx.AsyncClie
     assert 'tidings_http_requests_total{method="GET",path="other",status="404"}' in text
     assert "tidings_http_request_duration_seconds_bucket" in text
     assert "process_resident_memory_bytes" in text
+
+
+async def test_a_variable_of_the_wrong_shape_is_a_validation_error(
+    client: httpx.AsyncClient, issued: IssuedEnvironment
+) -> None:
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": "mutation($o: Int!) { rotateApiKey(overlapSeconds: $o) { apiKey } }",
+            "variables": {"o": {"password": "hunter2"}},
+        },
+        headers={"Authorization": f"ApiKey {issued.api_key}"},
+    )
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import graphql
 
 import tidings.graphql
+from tidings.app.devserver import role_argv
 
 
 def test_graphql_is_graphql_core_from_site_packages() -> None:
@@ -19,15 +19,17 @@ def test_graphql_is_graphql_core_from_site_packages() -> None:
     assert Path(tidings.graphql.__file__).resolve().parent != location.parent
 
 
-def test_graphql_resolves_to_graphql_core_when_run_from_the_package_directory() -> None:
-    """Even with the current directory inside our package, `import graphql` must not find ours."""
-    package_dir = Path(tidings.graphql.__file__).resolve().parent.parent
+def test_roles_started_by_dev_ignore_a_graphql_folder_in_the_working_directory(tmp_path: Path) -> None:
+    """`tidings dev` starts its roles with `python -m`; a developer's own `graphql/` package must not shadow ours."""
+    shadow = tmp_path / "graphql"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('the shadowing graphql package was imported')\n")
     result = subprocess.run(
-        [sys.executable, "-P", "-c", "import graphql, strawberry; print(graphql.__file__)"],
-        cwd=package_dir,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+        role_argv("export-schema"), cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60
     )
-    assert "site-packages" in result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "type Query" in result.stdout
+    # The same command without -P would import the shadow: the check above is a real one.
+    unsafe = [arg for arg in role_argv("export-schema") if arg != "-P"]
+    shadowed = subprocess.run(unsafe, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+    assert "the shadowing graphql package was imported" in shadowed.stderr

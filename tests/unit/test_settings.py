@@ -65,6 +65,22 @@ def test_secret_key_error_never_echoes_the_secret(monkeypatch: pytest.MonkeyPatc
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TIDINGS_MONGODB_URL", "mongo://admin:S3cretPW@db.internal:27017"),
+        ("TIDINGS_REDIS_URL", "http://:S3cretPW@cache.internal:6379"),
+    ],
+)
+def test_url_errors_never_echo_credentials(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    _clean_env(monkeypatch)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"{variable}: Value error, must start with")
+    assert "S3cretPW" not in str(caught.value)
+
+
 def test_missing_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     _clean_env(monkeypatch)
     with pytest.raises(SettingsError, match=r"^TIDINGS_MONGODB_URL is required"):
@@ -74,6 +90,14 @@ def test_missing_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize(
     ("role", "env", "expected"),
     [
+        (
+            "env",
+            {
+                "TIDINGS_MONGODB_URL": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300",
+                "TIDINGS_MONGODB_TIMEOUT_MS": "300",
+            },
+            "tidings: cannot reach a dependency (ServerSelectionTimeoutError): 127.0.0.1:9",
+        ),
         ("api", {"TIDINGS_PORT": "eighty"}, "tidings: TIDINGS_PORT: Input should be a valid integer"),
         ("worker", {}, "tidings: TIDINGS_MONGODB_URL is required"),
         (
@@ -89,10 +113,9 @@ def test_role_fails_at_start_with_one_line(
     _clean_env(monkeypatch)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    result = subprocess.run(
-        [sys.executable, "-m", "tidings", role], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 2
+    argv = [sys.executable, "-m", "tidings", role, *(["create", "prod"] if role == "env" else [])]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == (1 if role == "env" else 2)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(expected)

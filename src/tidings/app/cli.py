@@ -9,6 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
+
 from tidings.app.settings import Settings, SettingsError, load_settings
 from tidings.core.errors import TidingsError
 
@@ -62,9 +65,12 @@ def _dev(settings: Settings) -> int:
 
 
 def _healthcheck(settings: Settings, role: str) -> int:
-    from tidings.app.heartbeat import heartbeat_path, is_alive  # noqa: PLC0415
+    from tidings.app.heartbeat import api_is_alive, heartbeat_path, is_alive  # noqa: PLC0415
 
-    alive = is_alive(heartbeat_path(settings.heartbeat_dir, role), settings.heartbeat_interval_seconds)
+    if role == "api":
+        alive = api_is_alive(settings.host, settings.port)
+    else:
+        alive = is_alive(heartbeat_path(settings.heartbeat_dir, role), settings.heartbeat_interval_seconds)
     print(f"{role}: {'alive' if alive else 'no recent heartbeat'}")
     return 0 if alive else 1
 
@@ -110,8 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--check", action="store_true", help="fail when the file differs from the schema")
     env = roles.add_parser("env", help="manage environments").add_subparsers(dest="env_command", required=True)
     env.add_parser("create", help="create an environment and print its secret API key once").add_argument("name")
-    health = roles.add_parser("healthcheck", help="exit 0 when the worker or scheduler on this host is alive")
-    health.add_argument("role", choices=["worker", "scheduler"])
+    health = roles.add_parser("healthcheck", help="exit 0 when that role on this host is alive (container check)")
+    health.add_argument("role", choices=["api", "worker", "scheduler"])
     return parser
 
 
@@ -136,4 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except TidingsError as exc:
         print(f"tidings: {exc.message}", file=sys.stderr)
+        return 1
+    except (PyMongoError, RedisError, OSError) as exc:
+        # Unreachable MongoDB or Redis at start-up: one line to act on, not a traceback.
+        reason = (str(exc).splitlines() or [""])[0][:300]
+        print(f"tidings: cannot reach a dependency ({type(exc).__name__}): {reason}", file=sys.stderr)
         return 1

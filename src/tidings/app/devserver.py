@@ -51,6 +51,12 @@ def _read_or_create(path: Path, make: Callable[[], str]) -> str:
     return value
 
 
+def role_argv(role: str) -> list[str]:
+    """How `tidings dev` starts a role: `-P` keeps the working directory off `sys.path`, so a `graphql/` folder
+    where the developer runs it cannot shadow graphql-core (Strawberry issue #626)."""
+    return [sys.executable, "-P", "-m", "tidings", role]
+
+
 def _choose_port(settings: Settings) -> int:
     if port_is_free(settings.host, settings.port):
         return settings.port
@@ -136,7 +142,7 @@ def run_dev(settings: Settings) -> int:
                 env_name("heartbeat_dir"): str((data_dir / "run").resolve()),
             }
         )
-        children.extend(spawn([sys.executable, "-m", "tidings", role], env=env) for role in ROLES)
+        children.extend(spawn(role_argv(role), env=env) for role in ROLES)
         base = f"http://{settings.host}:{port}"
         _wait_for_api(base, children[0])
         embedded = [server.name for server in servers]

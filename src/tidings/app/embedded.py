@@ -43,9 +43,14 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
+# Resolved once, here: the function below runs in the forked child, where loading a library could deadlock on a
+# lock that another thread of the parent held at fork time.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
 def _die_with_parent() -> None:
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def spawn(
@@ -58,7 +63,7 @@ def spawn(
         stderr=subprocess.STDOUT if log is not None else None,
         stdin=subprocess.DEVNULL,
         env=env,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 (we start children before any thread of ours)
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 (it only calls the pre-resolved prctl)
     )
 
 

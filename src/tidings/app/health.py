@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tidings.app.resources import Resources
+
+logger = logging.getLogger(__name__)
 
 
 async def healthz(_: Request) -> JSONResponse:
@@ -21,7 +24,9 @@ async def _check(name: str, probe: Awaitable[object], limit: float) -> tuple[str
     except TimeoutError:
         return name, f"no answer within {limit:g}s"
     except Exception as exc:  # readiness reports every failure, whatever its type
-        return name, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        # The endpoint is public: name the kind of failure, keep hosts and details for the log.
+        logger.warning("readiness: %s failed: %s", name, exc)
+        return name, type(exc).__name__
     return name, None
 
 

@@ -1,9 +1,10 @@
-"""File heartbeats for roles with no HTTP port (worker, scheduler), read by `tidings healthcheck ROLE`."""
+"""Liveness for `tidings healthcheck ROLE`: file heartbeats for worker and scheduler, `/healthz` for the api."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -23,4 +24,13 @@ def is_alive(path: Path, interval: float) -> bool:
     try:
         return time.time() - path.stat().st_mtime < 3 * interval
     except FileNotFoundError:
+        return False
+
+
+def api_is_alive(host: str, port: int, timeout: float = 3.0) -> bool:
+    address = "127.0.0.1" if host in ("0.0.0.0", "") else host  # a wildcard bind answers on loopback
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/healthz", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
         return False

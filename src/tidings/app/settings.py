@@ -17,6 +17,8 @@ from tidings.core.limits import Limits
 
 ENV_PREFIX = "TIDINGS_"
 MIN_SECRET_LENGTH = 32
+# Values that may hold credentials (URLs carry user:password) never appear in error messages or logs.
+_NEVER_ECHOED = frozenset({"secret_key", "mongodb_url", "redis_url"})
 
 
 class SettingsError(Exception):
@@ -44,6 +46,7 @@ class Settings(BaseSettings):
 
     # GraphQL hardening.
     graphql_ide: bool = False
+    graphql_introspection: bool = True
     graphql_max_depth: int = Field(12, ge=2, le=100)
     graphql_max_tokens: int = Field(2000, ge=50, le=100_000)
     graphql_max_aliases: int = Field(30, ge=1, le=1000)
@@ -56,6 +59,8 @@ class Settings(BaseSettings):
     task_idle_timeout_seconds: float = Field(300.0, ge=1)
     task_reclaim_interval_seconds: float = Field(5.0, gt=0)
     worker_max_async_tasks: int = Field(50, ge=1, le=10_000)
+    # On SIGTERM a worker stops fetching and waits this long for running tasks (below Kubernetes' default 30 s).
+    worker_shutdown_grace_seconds: float = Field(25.0, ge=0, le=3600)
 
     # Scheduler leader election: the leader renews a Redis lock that expires after `scheduler_lock_ttl_seconds`.
     scheduler_lock_ttl_seconds: float = Field(10.0, ge=1)
@@ -128,5 +133,5 @@ def load_settings(**overrides: object) -> Settings:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         given = first.get("input")
-        shown = "" if field == "secret_key" or isinstance(given, dict) else f" (got {given!r})"
+        shown = "" if field in _NEVER_ECHOED or isinstance(given, dict) else f" (got {given!r})"
         raise SettingsError(f"{env_name(field)}: {first['msg']}{shown}") from None

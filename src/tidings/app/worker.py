@@ -1,13 +1,14 @@
-"""The worker role: consumes the task stream with Taskiq's receiver until SIGTERM."""
+"""The worker role: consumes the task stream with Taskiq's receiver; SIGTERM drains it gracefully."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from taskiq.acks import AcknowledgeType
-from taskiq.api import run_receiver_task
+from taskiq.receiver import Receiver
 
 import tidings.tasks.registry  # noqa: F401  (registers every task)
 from tidings.app.heartbeat import beat_forever, heartbeat_path
@@ -19,25 +20,41 @@ logger = logging.getLogger(__name__)
 
 
 async def run_worker(settings: Settings) -> None:
+    """Run tasks until SIGTERM; then fetch nothing new and give running tasks the grace period to finish.
+
+    A task still running after the grace period is cancelled and left unacknowledged, so another worker runs it
+    after `task_idle_timeout_seconds`: a deploy never loses work, at worst it repeats some.
+    """
     stop = stop_event_on_signals()
+    grace = settings.worker_shutdown_grace_seconds
     async with open_resources(settings, worker=True) as resources:
-        receiver = asyncio.create_task(
-            run_receiver_task(
-                resources.broker,
-                max_async_tasks=settings.worker_max_async_tasks,
-                # Acknowledge only after the task ran: a worker killed mid-task leaves the delivery pending, and
-                # another worker reclaims it after `task_idle_timeout_seconds`.
-                ack_time=AcknowledgeType.WHEN_SAVED,
+        finish = asyncio.Event()
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            receiver = Receiver(
+                broker=resources.broker,
+                executor=executor,
                 run_startup=False,
+                max_async_tasks=settings.worker_max_async_tasks,
+                # Acknowledge only after the task ran: a worker killed mid-task leaves the delivery pending.
+                ack_type=AcknowledgeType.WHEN_SAVED,
+                wait_tasks_timeout=grace,
             )
-        )
-        heartbeat = asyncio.create_task(
-            beat_forever(heartbeat_path(settings.heartbeat_dir, "worker"), settings.heartbeat_interval_seconds)
-        )
-        logger.info("worker consuming %s", settings.queue_name)
-        await stop.wait()
-        logger.info("worker stopping")
-        for task in (receiver, heartbeat):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            listening = asyncio.create_task(receiver.listen(finish))
+            heartbeat = asyncio.create_task(
+                beat_forever(heartbeat_path(settings.heartbeat_dir, "worker"), settings.heartbeat_interval_seconds)
+            )
+            logger.info("worker consuming %s", settings.queue_name)
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            logger.info("worker stopping: waiting up to %gs for running tasks", grace)
+            finish.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(listening), timeout=grace + 1.0)
+            except TimeoutError:
+                logger.warning("tasks still running after %gs: cancelled, left for another worker", grace)
+            for task in (listening, heartbeat, stopping):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        with contextlib.suppress(Exception):  # best effort: Redis may be the reason we stop
+            await resources.broker.forget_consumer()

@@ -32,8 +32,9 @@ class CodedErrors(MaskErrors):
             extensions["code"] = original.code
             if original.field is not None:
                 extensions["field"] = original.field
-        elif original is None:
-            # Parse and validation errors (depth, tokens, aliases, unknown fields) are the client's to fix.
+        elif original is None or isinstance(original, GraphQLError):
+            # Parse, validation and variable-coercion errors (depth, tokens, aliases, unknown fields, a variable of
+            # the wrong shape) are the client's to fix; they echo only what the client sent.
             extensions.setdefault("code", "GRAPHQL_VALIDATION")
         else:
             logger.error("unexpected error in GraphQL resolver", exc_info=original)

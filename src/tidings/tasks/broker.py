@@ -66,7 +66,27 @@ class ReclaimingStreamBroker(RedisStreamBroker):
         if not fields:  # trimmed by maxlen while pending: nothing left to run
             return None
         name = stream.decode() if isinstance(stream, bytes) else stream
-        return AckableMessage(data=fields[b"data"], ack=self._ack_generator(id=msg_id.decode(), queue_name=name))
+        ack = self._ack_generator(id=msg_id.decode(), queue_name=name)
+
+        async def ack_unless_cancelled() -> None:
+            # Taskiq treats a task cancelled at shutdown as finished and acknowledges it; the work did not happen,
+            # so leave the delivery pending for another worker to reclaim.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                logger.warning("not acknowledging %s: its task was cancelled", msg_id.decode())
+                return
+            await ack()
+
+        return AckableMessage(data=fields[b"data"], ack=ack_unless_cancelled)
+
+    async def forget_consumer(self) -> None:
+        """Remove this worker's consumer from the group if it holds no pending delivery (keeps the group small)."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            pending = await redis.xpending_range(
+                self.queue_name, self.consumer_group_name, "-", "+", 1, consumername=self.consumer_name
+            )
+            if not pending:
+                await redis.xgroup_delconsumer(self.queue_name, self.consumer_group_name, self.consumer_name)
 
     async def listen(self) -> AsyncGenerator[AckableMessage]:
         streams = [self.queue_name, *self.additional_streams]

@@ -54,12 +54,18 @@ class LeaderLock:
 async def run_scheduler(lock: LeaderLock, tick: Tick, tick_seconds: float, stop: asyncio.Event) -> None:
     """Tick while leader until `stop` is set; a Redis outage makes us a follower until it is back."""
     leading = False
+    reachable = True
     try:
         while not stop.is_set():
             try:
                 now_leading = await lock.acquire_or_renew()
+                if not reachable:
+                    logger.info("scheduler reaches Redis again")
+                reachable = True
             except RedisError as exc:
-                logger.warning("scheduler cannot reach Redis: %s", exc)
+                if reachable:  # once per outage, not once per tick
+                    logger.warning("scheduler cannot reach Redis, following until it is back: %s", exc)
+                reachable = False
                 now_leading = False
             if now_leading != leading:
                 logger.info("scheduler %s leadership", "took" if now_leading else "lost")
@@ -70,4 +76,7 @@ async def run_scheduler(lock: LeaderLock, tick: Tick, tick_seconds: float, stop:
                 await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
     finally:
         if leading:
-            await lock.release()
+            try:
+                await lock.release()
+            except RedisError:
+                logger.warning("could not release the leader lock; it expires by itself")
