@@ -10,13 +10,16 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.servers import RoleProcess, isolated_settings, role_env
+from tests.api.conftest import GraphQL
+from tests.servers import RoleProcess, api_process, beanie_database, isolated_settings, role_env
 from tidings.app.resources import Resources, open_resources
 from tidings.app.settings import Settings
 from tidings.diagnostics.documents import Probe, ProbeStatus
 from tidings.diagnostics.service import create_probe, get_probe
+from tidings.environments.service import create_environment
 from tidings.tasks.diagnostics import probe as probe_task
 
 
@@ -128,3 +131,68 @@ async def test_worker_heartbeat_feeds_its_healthcheck(settings: Settings, tmp_pa
         assert worker.stop() == 0
     await asyncio.sleep(3 * settings.heartbeat_interval_seconds + 0.2)
     assert _healthcheck(settings, "worker") == 1
+
+
+async def test_sigterm_lets_the_running_task_finish(settings: Settings, producer: Resources, tmp_path: Path) -> None:
+    worker = _worker(settings, tmp_path / "worker.log")
+    probe_id = await _enqueue_probe(producer, hold_seconds=2.0)
+    await _wait_for(probe_id, "started", 60, worker)
+    assert worker.stop() == 0, worker.output()  # SIGTERM, then it drains
+    probe = await get_probe(probe_id)
+    assert probe.status == ProbeStatus.COMPLETED
+    assert probe.completed_by is not None
+    assert probe.completed_by.pid == worker.pid
+
+
+async def test_a_task_outliving_the_grace_period_is_not_lost(mongodb_url: str, redis_url: str, tmp_path: Path) -> None:
+    settings = isolated_settings(mongodb_url, redis_url, tmp_path).model_copy(
+        update={
+            "worker_shutdown_grace_seconds": 0.2,
+            "task_idle_timeout_seconds": 3.0,
+            "task_reclaim_interval_seconds": 0.5,
+        }
+    )
+    async with open_resources(settings) as producer:
+        first = _worker(settings, tmp_path / "first.log")
+        second: RoleProcess | None = None
+        try:
+            probe_id = await _enqueue_probe(producer, hold_seconds=2.0)
+            await _wait_for(probe_id, "started", 60, first)
+            assert first.stop() == 0, first.output()  # gave up on the task after 0.2 s
+            assert (await get_probe(probe_id)).status == ProbeStatus.RUNNING
+            pending = await producer.redis.xpending(settings.queue_name, "tidings-workers")
+            assert pending["pending"] == 1  # cancelled, so not acknowledged
+            second = _worker(settings, tmp_path / "second.log")
+            probe = await _wait_for(probe_id, "completed", 60, first, second)
+        finally:
+            if second is not None:
+                second.stop()
+            await producer.mongo.drop_database(settings.mongodb_database)
+    assert [attempt.pid for attempt in probe.attempts] == [first.pid, second.pid]
+
+
+async def test_probe_enqueued_through_the_api_process_runs_in_the_worker(settings: Settings, tmp_path: Path) -> None:
+    """Acceptance: a task enqueued by the API process runs in a separate worker process."""
+    async with beanie_database(settings):
+        issued = await create_environment("ops")
+        api, base = api_process(settings, tmp_path / "api.log")
+        worker = _worker(settings, tmp_path / "worker.log")
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                gql = GraphQL(client, issued.api_key)
+                probe = (await gql.data("mutation { probeWorkers { id status } }"))["probeWorkers"]
+                assert probe["status"] == "QUEUED"
+                query = "query($id: ID!) { workerProbe(id: $id) { status completedBy { pid host } attempts { pid } } }"
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 60
+                while (found := (await gql.data(query, id=probe["id"]))["workerProbe"])["status"] != "COMPLETED":
+                    assert loop.time() < deadline, worker.output()
+                    await asyncio.sleep(0.1)
+                unknown = await gql.error(query, id="000000000000000000000000")
+                assert (unknown["code"], unknown["field"]) == ("NOT_FOUND", "id")
+        finally:
+            worker.stop()
+            api.stop()
+    assert found["completedBy"]["pid"] == worker.pid
+    assert found["completedBy"]["pid"] not in (api.pid, os.getpid())
+    assert found["attempts"] == [{"pid": worker.pid}]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -11,12 +13,14 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from tidings.app.health import healthz, readyz
-from tidings.app.metrics import HttpMetricsMiddleware, metrics
+from tidings.app.metrics import HttpMetricsMiddleware, metrics, sample_queue_forever
 from tidings.app.resources import Resources, open_resources
 from tidings.app.settings import Settings
 from tidings.core.crypto import Cipher
 from tidings.graphql.endpoint import PROTOCOLS, GraphQLApp
 from tidings.graphql.schema import build_schema
+from tidings.tasks.broker import CONSUMER_GROUP
+from tidings.tasks.queue import BrokerTaskQueue
 
 
 class State(TypedDict):
@@ -28,6 +32,7 @@ def create_app(settings: Settings) -> Starlette:
         max_depth=settings.graphql_max_depth,
         max_tokens=settings.graphql_max_tokens,
         max_aliases=settings.graphql_max_aliases,
+        introspection=settings.graphql_introspection,
     )
     graphql = GraphQLApp(
         schema,
@@ -41,7 +46,14 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[State]:
         async with open_resources(settings) as resources:
-            yield {"resources": resources}
+            graphql.queue = BrokerTaskQueue(resources.broker)
+            sampler = asyncio.create_task(sample_queue_forever(resources.redis, settings.queue_name, CONSUMER_GROUP))
+            try:
+                yield {"resources": resources}
+            finally:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),

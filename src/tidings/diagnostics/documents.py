@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from beanie import Document
 from pydantic import BaseModel, Field
+from pymongo import ASCENDING, IndexModel
 
 from tidings.core.clock import utcnow
 
@@ -34,3 +36,5 @@ class Probe(Document):
 
     class Settings:
         name = "diagnostic_probes"
+        # Probes are diagnostics, not records: MongoDB deletes them a day after they were made.
+        indexes: ClassVar[list[IndexModel]] = [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86_400)]

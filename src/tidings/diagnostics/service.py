@@ -9,9 +9,11 @@ import socket
 from beanie import PydanticObjectId
 
 from tidings.core.errors import NotFoundError, ValidationError
+from tidings.core.queue import TaskQueue
 from tidings.diagnostics.documents import Probe, ProbeAttempt, ProbeStatus
 
 MAX_HOLD_SECONDS = 60.0
+PROBE_TASK = "tidings.diagnostics.probe"
 
 
 async def create_probe(hold_seconds: float = 0.0) -> Probe:
@@ -20,10 +22,19 @@ async def create_probe(hold_seconds: float = 0.0) -> Probe:
     return await Probe(hold_seconds=hold_seconds).insert()
 
 
+async def start_probe(queue: TaskQueue, hold_seconds: float = 0.0) -> Probe:
+    """Record a probe and queue it; whichever worker picks it up records itself on it."""
+    probe = await create_probe(hold_seconds)
+    await queue.enqueue(PROBE_TASK, str(probe.id))
+    return probe
+
+
 async def get_probe(probe_id: str) -> Probe:
+    if not PydanticObjectId.is_valid(probe_id):
+        raise NotFoundError(f"probe {probe_id} not found", field="id")
     probe = await Probe.get(PydanticObjectId(probe_id))
     if probe is None:
-        raise NotFoundError(f"probe {probe_id} not found", field="probeId")
+        raise NotFoundError(f"probe {probe_id} not found", field="id")
     return probe
 
 

@@ -11,6 +11,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from tidings.core.crypto import Cipher
 from tidings.core.limits import Limits
+from tidings.core.queue import TaskQueue
 from tidings.environments.documents import Environment
 
 
@@ -21,6 +22,7 @@ class Context:
     api_key: str | None
     limits: Limits
     cipher: Cipher
+    queue: TaskQueue
     # Filled once per request by `permissions.require_environment`, so a query with many fields authenticates once.
     environment: Environment | None = field(default=None)
 

@@ -13,6 +13,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from tidings.core.crypto import Cipher
 from tidings.core.limits import Limits
+from tidings.core.queue import TaskQueue
 from tidings.graphql.context import Context, parse_api_key
 
 # graphql-ws (the legacy Apollo protocol) is unmaintained; only graphql-transport-ws is served (DESIGN §5).
@@ -24,6 +25,7 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(schema, **options)
         self.limits = limits
         self.cipher = cipher
+        self.queue: TaskQueue | None = None  # set by the app's lifespan once the broker is open
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
         return Context(
@@ -32,4 +34,10 @@ class GraphQLApp(GraphQL[Context, None]):
             api_key=parse_api_key(request.headers.get("authorization")),
             limits=self.limits,
             cipher=self.cipher,
+            queue=self._queue(),
         )
+
+    def _queue(self) -> TaskQueue:
+        if self.queue is None:
+            raise RuntimeError("the task queue is not open yet")
+        return self.queue

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from taskiq import async_shared_broker
 
-from tidings.diagnostics.service import run_probe
+from tidings.diagnostics.service import PROBE_TASK, run_probe
 
 
-@async_shared_broker.task(task_name="tidings.diagnostics.probe")
+@async_shared_broker.task(task_name=PROBE_TASK)
 async def probe(probe_id: str) -> None:
     await run_probe(probe_id)

@@ -1,0 +1,1 @@
+"""GraphQL area: diagnostics (worker probes)."""
