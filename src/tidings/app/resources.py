@@ -14,9 +14,23 @@ from redis.asyncio import Redis
 from tidings.app.settings import Settings
 from tidings.diagnostics.documents import Probe
 from tidings.environments.documents import Environment
+from tidings.integrations.documents import Integration
+from tidings.preferences.documents import SubscriberPreference
+from tidings.subscribers.documents import Subscriber
 from tidings.tasks.broker import BrokerConfig, ReclaimingStreamBroker, build_broker
+from tidings.topics.documents import Topic, TopicSubscription
+from tidings.workflows.documents import Workflow
 
-DOCUMENT_MODELS: list[Any] = [Environment, Probe]
+DOCUMENT_MODELS: list[Any] = [
+    Workflow,
+    Environment,
+    Probe,
+    Subscriber,
+    Topic,
+    TopicSubscription,
+    SubscriberPreference,
+    Integration,
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,5 @@
 """Relay-style connections shared by every list in the API."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 import strawberry

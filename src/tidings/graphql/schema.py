@@ -6,17 +6,52 @@ from functools import partial
 from typing import Any
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from tidings.graphql.diagnostics.mutations import DiagnosticsMutations
+from tidings.graphql.diagnostics.queries import DiagnosticsQueries
 from tidings.graphql.environments.mutations import EnvironmentMutations
 from tidings.graphql.environments.queries import EnvironmentQueries
 from tidings.graphql.errors import CodedErrors
+from tidings.graphql.integrations.mutations import IntegrationMutations
+from tidings.graphql.integrations.queries import IntegrationQueries
+from tidings.graphql.preferences.mutations import PreferenceMutations
+from tidings.graphql.preferences.queries import PreferenceQueries
+from tidings.graphql.subscribers.mutations import SubscriberMutations
+from tidings.graphql.subscribers.queries import SubscriberQueries
+from tidings.graphql.topics.mutations import TopicMutations
+from tidings.graphql.topics.queries import TopicQueries
+from tidings.graphql.workflows.mutations import WorkflowMutations
+from tidings.graphql.workflows.queries import WorkflowQueries
 
 # One entry per area; each area keeps its root fields in its own queries.py / mutations.py.
-QUERIES: tuple[type, ...] = (EnvironmentQueries,)
-MUTATIONS: tuple[type, ...] = (EnvironmentMutations,)
+QUERIES: tuple[type, ...] = (
+    EnvironmentQueries,
+    SubscriberQueries,
+    TopicQueries,
+    IntegrationQueries,
+    WorkflowQueries,
+    PreferenceQueries,
+    DiagnosticsQueries,
+)
+MUTATIONS: tuple[type, ...] = (
+    EnvironmentMutations,
+    SubscriberMutations,
+    TopicMutations,
+    IntegrationMutations,
+    WorkflowMutations,
+    PreferenceMutations,
+    DiagnosticsMutations,
+)
 
 Query: Any = merge_types("Query", QUERIES)
 Mutation: Any = merge_types("Mutation", MUTATIONS)
@@ -25,7 +60,10 @@ Mutation: Any = merge_types("Mutation", MUTATIONS)
 _CACHE_SIZE = 1024
 
 
-def build_schema(*, max_depth: int = 12, max_tokens: int = 2000, max_aliases: int = 30) -> strawberry.Schema:
+def build_schema(
+    *, max_depth: int = 12, max_tokens: int = 2000, max_aliases: int = 30, introspection: bool = True
+) -> strawberry.Schema:
+    hardening = [] if introspection else [DisableIntrospection]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -37,6 +75,7 @@ def build_schema(*, max_depth: int = 12, max_tokens: int = 2000, max_aliases: in
             partial(MaxAliasesLimiter, max_alias_count=max_aliases),
             partial(ParserCache, maxsize=_CACHE_SIZE),
             partial(ValidationCache, maxsize=_CACHE_SIZE),
+            *hardening,
             CodedErrors,
         ],
     )

@@ -1,0 +1,26 @@
+"""GraphQL types of the integrations area."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from tidings.graphql.channels import Channel
+
+
+@strawberry.type(description="A provider configured for one channel of this environment. Credentials are never shown.")
+class Integration:
+    identifier: str = strawberry.field(description="Unique in the environment; steps and overrides refer to it.")
+    name: str
+    channel: Channel
+    provider_id: str = strawberry.field(description="smtp, webhook, slack-webhook or in-app.")
+    config: JSON = strawberry.field(description="The non-secret settings, camelCase, defaults filled in.")
+    credential_keys: list[str] = strawberry.field(description="Which secret settings are set (never their values).")
+    active: bool = strawberry.field(description="Inactive integrations are kept but never used for delivery.")
+    primary: bool = strawberry.field(
+        description="The integration its channel delivers through first (one per channel)."
+    )
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,47 @@
+"""GraphQL types of the preferences area."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from tidings.graphql.channels import Channel
+
+
+@strawberry.enum(description="Why a channel is on or off for a subscriber.")
+class PreferenceReason(Enum):
+    WORKFLOW_DEFAULT = "workflow_default"
+    SUBSCRIBER_GLOBAL = "subscriber_global"
+    SUBSCRIBER_WORKFLOW = "subscriber_workflow"
+    READ_ONLY = "read_only"
+    CRITICAL = "critical"
+
+
+@strawberry.type(description="Whether a channel delivers, and which rule decided it.")
+class EffectiveChannelPreference:
+    channel: Channel
+    enabled: bool
+    reason: PreferenceReason
+
+
+@strawberry.type(description="A subscriber's effective preferences for one workflow.")
+class EffectiveWorkflowPreference:
+    workflow_id: str
+    workflow_name: str
+    critical: bool
+    read_only: bool
+    channels: list[EffectiveChannelPreference]
+
+
+@strawberry.type(description="A channel the subscriber turned on or off.")
+class ChannelChoice:
+    channel: Channel
+    enabled: bool
+
+
+@strawberry.type(description="What a subscriber chose, globally (`workflowId` null) or for one workflow.")
+class SubscriberPreferenceChoices:
+    subscriber_id: str
+    workflow_id: str | None
+    channels: list[ChannelChoice]

@@ -1,0 +1,52 @@
+"""GraphQL types of the subscribers area."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+
+@strawberry.type(description="Device tokens for one push integration.")
+class PushEndpoint:
+    integration_identifier: str
+    device_tokens: list[str]
+
+
+@strawberry.type(description="Where chat messages go through one chat integration.")
+class ChatEndpoint:
+    integration_identifier: str
+    webhook_url: str | None
+    channel_id: str | None
+
+
+@strawberry.type(description="Someone notifications are sent to, identified by your own `subscriberId`.")
+class Subscriber:
+    subscriber_id: str
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    avatar: str | None
+    locale: str | None
+    timezone: str | None
+    data: JSON
+    push: list[PushEndpoint]
+    chat: list[ChatEndpoint]
+    is_online: bool
+    last_online_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@strawberry.type(description="The outcome of `upsertSubscriber`.")
+class UpsertSubscriberResult:
+    subscriber: Subscriber
+    created: bool
+
+
+@strawberry.type(description="The outcome of `bulkUpsertSubscribers`: subscriber ids created and updated.")
+class BulkUpsertSubscribersResult:
+    created: list[str]
+    updated: list[str]

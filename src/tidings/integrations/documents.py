@@ -1,0 +1,49 @@
+"""Persistence of integrations: a provider configured for one channel of one environment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+from pymongo import ASCENDING, IndexModel
+
+from tidings.core.channels import Channel
+from tidings.core.clock import utcnow
+
+IDENTIFIER_INDEX = "environment_identifier"
+PRIMARY_INDEX = "one_primary_per_channel"
+
+
+class Integration(Document):
+    environment_id: PydanticObjectId
+    identifier: str
+    name: str
+    channel: Channel
+    provider_id: str
+    # Non-secret settings only, snake_case, as the provider's settings model dumped them.
+    config: dict[str, Any] = Field(default_factory=dict)
+    # Secret settings, each encrypted with `tidings.core.crypto.Cipher` bound to this integration's id.
+    credentials: dict[str, str] = Field(default_factory=dict)
+    active: bool = True
+    primary: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "integrations"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("environment_id", ASCENDING), ("identifier", ASCENDING)], unique=True, name=IDENTIFIER_INDEX),
+            # At most one primary per channel, enforced by the database even when two requests race; it also
+            # serves "the primary integration of this channel" (MongoDB and SecantusDB both honour the filter).
+            IndexModel(
+                [("environment_id", ASCENDING), ("channel", ASCENDING)],
+                unique=True,
+                partialFilterExpression={"primary": True},
+                name=PRIMARY_INDEX,
+            ),
+            # Listing by channel in `_id` order, clearing a channel's primary, and picking the next one to promote.
+            IndexModel([("environment_id", ASCENDING), ("channel", ASCENDING), ("_id", ASCENDING)]),
+            IndexModel([("environment_id", ASCENDING), ("_id", ASCENDING)]),
+        ]

@@ -1,0 +1,43 @@
+"""The preference merge, as Novu orders it: workflow default < subscriber global < subscriber per-workflow.
+
+`readOnly` workflows ignore every subscriber choice; `critical` workflows cannot be turned off by a subscriber
+(a channel the workflow enables stays enabled). Pure functions, so the whole table is unit-tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    WORKFLOW_DEFAULT = "workflow_default"
+    SUBSCRIBER_GLOBAL = "subscriber_global"
+    SUBSCRIBER_WORKFLOW = "subscriber_workflow"
+    READ_ONLY = "read_only"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    enabled: bool
+    reason: Reason
+
+
+def merge_channel(
+    *,
+    default: bool,
+    read_only: bool,
+    critical: bool,
+    subscriber_global: bool | None,
+    subscriber_workflow: bool | None,
+) -> Decision:
+    if read_only:
+        return Decision(default, Reason.READ_ONLY)
+    if critical and default:
+        return Decision(True, Reason.CRITICAL)
+    if subscriber_workflow is not None:
+        return Decision(subscriber_workflow, Reason.SUBSCRIBER_WORKFLOW)
+    if subscriber_global is not None:
+        return Decision(subscriber_global, Reason.SUBSCRIBER_GLOBAL)
+    return Decision(default, Reason.WORKFLOW_DEFAULT)

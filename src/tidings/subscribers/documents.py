@@ -1,0 +1,54 @@
+"""Persistence of subscribers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, IndexModel
+
+from tidings.core.clock import utcnow
+
+
+class PushEndpoint(BaseModel):
+    """Device tokens of one push integration (FCM, APNs…), addressed by the integration's identifier."""
+
+    integration_identifier: str
+    device_tokens: list[str] = Field(default_factory=list)
+
+
+class ChatEndpoint(BaseModel):
+    """Where chat messages for this subscriber go through one chat integration."""
+
+    integration_identifier: str
+    webhook_url: str | None = None
+    channel_id: str | None = None
+
+
+class Subscriber(Document):
+    environment_id: PydanticObjectId
+    subscriber_id: str
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    avatar: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    push: list[PushEndpoint] = Field(default_factory=list)
+    chat: list[ChatEndpoint] = Field(default_factory=list)
+    is_online: bool = False
+    last_online_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "subscribers"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING)], unique=True),
+            IndexModel([("environment_id", ASCENDING), ("email", ASCENDING)]),
+            IndexModel([("environment_id", ASCENDING), ("_id", ASCENDING)]),
+        ]

@@ -1,0 +1,177 @@
+"""Domain functions for topics and their subscribers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from beanie import PydanticObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from tidings.core.clock import utcnow
+from tidings.core.errors import AlreadyExistsError, NotFoundError, ValidationError
+from tidings.core.limits import Limits
+from tidings.core.pagination import Page, PageRequest, paginate
+from tidings.subscribers.documents import Subscriber
+from tidings.subscribers.service import existing_subscriber_ids, get_subscriber, subscribers_by_id
+from tidings.topics.documents import Topic, TopicSubscription
+
+_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_MAX_NAME = 256
+_DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    """What adding or removing subscribers did, per subscriber id."""
+
+    changed: list[str]
+    unchanged: list[str]
+    not_found: list[str]
+
+
+def _check_key(key: str, field: str) -> str:
+    if not _KEY.match(key):
+        raise ValidationError("a topic key is 1 to 128 letters, digits, or _ . : -", field=field)
+    return key
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > _MAX_NAME:
+        raise ValidationError(f"name must be 1 to {_MAX_NAME} characters", field="input.name")
+    return name
+
+
+def _scope(environment_id: PydanticObjectId, key: str) -> dict[str, Any]:
+    return {"environment_id": environment_id, "key": key}
+
+
+async def create_topic(environment_id: PydanticObjectId, key: str, name: str) -> Topic:
+    topic = Topic(environment_id=environment_id, key=_check_key(key, "input.key"), name=_check_name(name))
+    try:
+        await topic.insert()
+    except DuplicateKeyError:
+        raise AlreadyExistsError(f"topic {key!r} already exists", field="input.key") from None
+    return topic
+
+
+async def get_topic(environment_id: PydanticObjectId, key: str) -> Topic:
+    topic = await Topic.find_one(_scope(environment_id, key))
+    if topic is None:
+        raise NotFoundError(f"topic {key!r} not found", field="key")
+    return topic
+
+
+async def list_topics(environment_id: PydanticObjectId, request: PageRequest) -> Page[Topic]:
+    return await paginate(Topic.find({"environment_id": environment_id}), request)
+
+
+async def rename_topic(environment_id: PydanticObjectId, key: str, name: str) -> Topic:
+    raw = await Topic.get_pymongo_collection().find_one_and_update(
+        _scope(environment_id, key),
+        {"$set": {"name": _check_name(name), "updated_at": utcnow()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        raise NotFoundError(f"topic {key!r} not found", field="key")
+    renamed: Topic = Topic.model_validate(raw)
+    return renamed
+
+
+async def delete_topic(environment_id: PydanticObjectId, key: str) -> None:
+    deleted = await Topic.get_pymongo_collection().delete_one(_scope(environment_id, key))
+    if deleted.deleted_count == 0:
+        raise NotFoundError(f"topic {key!r} not found", field="key")
+    await TopicSubscription.get_pymongo_collection().delete_many({"environment_id": environment_id, "topic_key": key})
+
+
+def _check_batch(subscriber_ids: Sequence[str], limits: Limits) -> list[str]:
+    if not 1 <= len(subscriber_ids) <= limits.topic_subscribers_per_call:
+        raise ValidationError(
+            f"send 1 to {limits.topic_subscribers_per_call} subscriber ids", field="input.subscriberIds"
+        )
+    return list(dict.fromkeys(subscriber_ids))  # de-duplicated, order kept
+
+
+async def add_subscribers(
+    environment_id: PydanticObjectId, key: str, subscriber_ids: Sequence[str], limits: Limits
+) -> MembershipChange:
+    """Add existing subscribers; unknown ids are reported, members already in the topic are left as they are."""
+    wanted = _check_batch(subscriber_ids, limits)
+    await get_topic(environment_id, key)
+    existing = await existing_subscriber_ids(environment_id, wanted)
+    to_add = [subscriber_id for subscriber_id in wanted if subscriber_id in existing]
+    duplicates: set[str] = set()
+    if to_add:
+        rows = [
+            TopicSubscription(environment_id=environment_id, topic_key=key, subscriber_id=subscriber_id)
+            for subscriber_id in to_add
+        ]
+        try:
+            await TopicSubscription.insert_many(rows, ordered=False)
+        except BulkWriteError as exc:
+            failures = exc.details.get("writeErrors", [])
+            if any(failure.get("code") != _DUPLICATE_KEY for failure in failures):
+                raise
+            duplicates = {to_add[failure["index"]] for failure in failures}
+    return MembershipChange(
+        changed=[subscriber_id for subscriber_id in to_add if subscriber_id not in duplicates],
+        unchanged=[subscriber_id for subscriber_id in to_add if subscriber_id in duplicates],
+        not_found=[subscriber_id for subscriber_id in wanted if subscriber_id not in existing],
+    )
+
+
+async def remove_subscribers(
+    environment_id: PydanticObjectId, key: str, subscriber_ids: Sequence[str], limits: Limits
+) -> MembershipChange:
+    wanted = _check_batch(subscriber_ids, limits)
+    await get_topic(environment_id, key)
+    scope = {"environment_id": environment_id, "topic_key": key, "subscriber_id": {"$in": wanted}}
+    members = {row["subscriber_id"] async for row in TopicSubscription.get_pymongo_collection().find(scope)}
+    await TopicSubscription.get_pymongo_collection().delete_many(scope)
+    return MembershipChange(
+        changed=[subscriber_id for subscriber_id in wanted if subscriber_id in members],
+        unchanged=[],
+        not_found=[subscriber_id for subscriber_id in wanted if subscriber_id not in members],
+    )
+
+
+async def list_topic_subscribers(environment_id: PydanticObjectId, key: str, request: PageRequest) -> Page[Subscriber]:
+    """A topic's subscribers in the order they joined; the cursor is the membership's."""
+    await get_topic(environment_id, key)
+    members = await paginate(TopicSubscription.find({"environment_id": environment_id, "topic_key": key}), request)
+    found = await subscribers_by_id(environment_id, [member.subscriber_id for member in members.items])
+    return _joined(members, lambda member: found.get(member.subscriber_id))
+
+
+async def list_subscriber_topics(
+    environment_id: PydanticObjectId, subscriber_id: str, request: PageRequest
+) -> Page[Topic]:
+    """The topics a subscriber belongs to, in the order it joined them."""
+    await get_subscriber(environment_id, subscriber_id)
+    members = await paginate(
+        TopicSubscription.find({"environment_id": environment_id, "subscriber_id": subscriber_id}), request
+    )
+    topics = await Topic.find(
+        {"environment_id": environment_id, "key": {"$in": [member.topic_key for member in members.items]}}
+    ).to_list()
+    by_key = {topic.key: topic for topic in topics}
+    return _joined(members, lambda member: by_key.get(member.topic_key))
+
+
+def _joined[T](members: Page[TopicSubscription], lookup: Callable[[TopicSubscription], T | None]) -> Page[T]:
+    """Swap each membership for what it points to; a row deleted meanwhile drops out with its cursor."""
+    pairs = [
+        (found, cursor)
+        for member, cursor in zip(members.items, members.cursors, strict=True)
+        if (found := lookup(member))
+    ]
+    return Page(
+        items=[found for found, _ in pairs],
+        cursors=[cursor for _, cursor in pairs],
+        has_next_page=members.has_next_page,
+    )

@@ -1,0 +1,158 @@
+"""Provider settings: the registry, per-provider validation, and the config/credentials split with API field paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from tidings.core.channels import Channel
+from tidings.core.errors import ValidationError
+from tidings.integrations.credentials import (
+    client_config,
+    client_credentials,
+    provider_spec,
+    split_settings,
+    validate_settings,
+)
+from tidings.integrations.providers import PROVIDERS, SmtpSettings
+
+SMTP = PROVIDERS["smtp"]
+WEBHOOK = PROVIDERS["webhook"]
+SLACK = PROVIDERS["slack-webhook"]
+IN_APP = PROVIDERS["in-app"]
+
+
+def _settings(provider: str, config: dict[str, Any], credentials: dict[str, Any] | None = None) -> Any:
+    spec = PROVIDERS[provider]
+    secrets = client_credentials(spec, credentials or {}, allow_null=False)
+    return validate_settings(spec, client_config(spec, config), {k: v for k, v in secrets.items() if v is not None})
+
+
+def _field(provider: str, config: dict[str, Any], credentials: dict[str, Any] | None = None) -> str | None:
+    with pytest.raises(ValidationError) as error:
+        _settings(provider, config, credentials)
+    return error.value.field
+
+
+def test_registry_channels_and_secret_fields() -> None:
+    assert {spec_id: spec.channel for spec_id, spec in PROVIDERS.items()} == {
+        "smtp": Channel.EMAIL,
+        "webhook": Channel.CHAT,
+        "slack-webhook": Channel.CHAT,
+        "in-app": Channel.IN_APP,
+    }
+    assert SMTP.secret_fields == {"password"}
+    assert WEBHOOK.secret_fields == {"signing_secret"}
+    assert SLACK.secret_fields == {"webhook_url"}
+    assert IN_APP.secret_fields == frozenset()
+
+
+VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "smtp": ({"host": "smtp.example.com", "fromEmail": "a@example.com"}, {"password": "pw-value-1"}),
+    "webhook": ({"url": "https://example.com/hook"}, {"signingSecret": "sig-value-2"}),
+    "slack-webhook": ({}, {"webhookUrl": "https://hooks.slack.com/services/T/B/x"}),
+    "in-app": ({}, {}),
+}
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_every_secret_field_is_masked_in_the_settings_model(provider: str) -> None:
+    assert set(VALID) == set(PROVIDERS)
+    settings = _settings(provider, *VALID[provider])
+    for name in PROVIDERS[provider].secret_fields:
+        assert isinstance(getattr(settings, name), SecretStr)
+        assert getattr(settings, name).get_secret_value() not in repr(settings)
+
+
+def test_smtp_defaults_and_camel_case_keys() -> None:
+    settings = _settings("smtp", {"host": "smtp.example.com", "fromEmail": "hi@example.com"}, {"password": "pw-123"})
+    assert isinstance(settings, SmtpSettings)
+    assert (settings.port, settings.security, settings.timeout_seconds) == (587, "starttls", 10)
+    assert settings.password is not None
+    assert settings.password.get_secret_value() == "pw-123"
+    assert "pw-123" not in repr(settings)
+
+
+def test_split_keeps_secrets_out_of_config() -> None:
+    settings = _settings(
+        "smtp", {"host": "mail.example.com", "fromEmail": "a@example.com", "port": 465}, {"password": "p"}
+    )
+    config, secrets = split_settings(SMTP, settings)
+    assert config == {
+        "host": "mail.example.com",
+        "port": 465,
+        "security": "starttls",
+        "from_email": "a@example.com",
+        "timeout_seconds": 10,
+    }
+    assert secrets == {"password": "p"}
+
+
+def test_split_of_slack_puts_the_url_in_secrets() -> None:
+    url = "https://hooks.slack.com/services/T0/B0/xyz"
+    config, secrets = split_settings(SLACK, _settings("slack-webhook", {}, {"webhookUrl": url}))
+    assert config == {"timeout_seconds": 10}
+    assert secrets == {"webhook_url": url}
+
+
+@pytest.mark.parametrize(
+    ("provider", "config", "credentials", "field"),
+    [
+        ("smtp", {"fromEmail": "a@example.com"}, {}, "input.config.host"),
+        ("smtp", {"host": "h", "fromEmail": "not-an-address"}, {}, "input.config.fromEmail"),
+        ("smtp", {"host": "h", "fromEmail": "a@example.com", "port": 70000}, {}, "input.config.port"),
+        ("smtp", {"host": "h", "fromEmail": "a@example.com", "security": "ssl"}, {}, "input.config.security"),
+        ("smtp", {"host": "has space", "fromEmail": "a@example.com"}, {}, "input.config.host"),
+        ("smtp", {"host": "h" * 254, "fromEmail": "a@example.com"}, {}, "input.config.host"),
+        ("smtp", {"host": "h", "fromEmail": "a@example.com", "timeoutSeconds": 121}, {}, "input.config.timeoutSeconds"),
+        ("smtp", {"host": "h", "fromEmail": "a@example.com"}, {"password": "x" * 1025}, "input.credentials.password"),
+        ("smtp", {"host": "h", "fromEmail": "a@example.com", "password": "p"}, {}, "input.config.password"),
+        ("smtp", {"host": "h", "fromEmail": "a@example.com", "from_email": "b"}, {}, "input.config.from_email"),
+        ("smtp", {"host": "h", "fromEmail": "a@example.com"}, {"host": "h"}, "input.credentials.host"),
+        ("smtp", {"host": "h", "fromEmail": "a@example.com"}, {"password": 42}, "input.credentials.password"),
+        ("webhook", {"url": "ftp://example.com/x"}, {}, "input.config.url"),
+        ("webhook", {"url": "javascript:alert(1)"}, {}, "input.config.url"),
+        ("webhook", {}, {}, "input.config.url"),
+        ("webhook", {"url": "https://example.com"}, {"signingSecret": ""}, "input.credentials.signingSecret"),
+        ("slack-webhook", {}, {}, "input.credentials.webhookUrl"),
+        ("slack-webhook", {}, {"webhookUrl": "http://hooks.slack.com/x"}, "input.credentials.webhookUrl"),
+        ("slack-webhook", {"webhookUrl": "https://hooks.slack.com/x"}, {}, "input.config.webhookUrl"),
+        ("in-app", {"anything": 1}, {}, "input.config.anything"),
+    ],
+)
+def test_invalid_settings_name_the_field_the_client_sent(
+    provider: str, config: dict[str, Any], credentials: dict[str, Any], field: str
+) -> None:
+    assert _field(provider, config, credentials) == field
+
+
+def test_error_messages_never_echo_a_secret() -> None:
+    secret = "http://hooks.slack.com/services/T0/B0/very-secret-token"
+    with pytest.raises(ValidationError) as error:
+        _settings("slack-webhook", {}, {"webhookUrl": secret})
+    assert "very-secret-token" not in error.value.message
+    with pytest.raises(ValidationError) as too_long:
+        _settings("smtp", {"host": "h", "fromEmail": "a@example.com"}, {"password": "s3cr3t" * 200})
+    assert "s3cr3t" not in too_long.value.message
+
+
+def test_credentials_null_means_remove_only_when_allowed() -> None:
+    assert client_credentials(WEBHOOK, {"signingSecret": None}, allow_null=True) == {"signing_secret": None}
+    with pytest.raises(ValidationError) as error:
+        client_credentials(WEBHOOK, {"signingSecret": None}, allow_null=False)
+    assert error.value.field == "input.credentials.signingSecret"
+
+
+def test_unknown_provider_is_a_validation_error_on_provider_id() -> None:
+    with pytest.raises(ValidationError) as error:
+        provider_spec("carrier-pigeon")
+    assert error.value.field == "input.providerId"
+    assert provider_spec("smtp") is SMTP
+
+
+def test_field_for_maps_api_names_to_stored_names() -> None:
+    assert SMTP.field_for("fromEmail") == "from_email"
+    assert SMTP.field_for("from_email") is None
+    assert SLACK.field_for("webhookUrl") == "webhook_url"
