@@ -65,6 +65,16 @@ async def paginate[D: Document](query: FindMany[D], request: PageRequest, id_fie
     return Page(items=rows, cursors=[encode_cursor(_key(row, id_field)) for row in rows], has_next_page=more)
 
 
+async def paginate_any[D: Document](queries: list[FindMany[D]], request: PageRequest) -> Page[D]:
+    """One page of the union of `queries` in `_id` order: each is planned on its own index (servers differ in how
+    well they plan an `$or`), then the pages are merged."""
+    pages = [await paginate(query, request) for query in queries]
+    merged = sorted({_key(row, "_id"): row for page in pages for row in page.items}.items())
+    rows = [row for _, row in merged[: request.first]]
+    more = len(merged) > request.first or any(page.has_next_page for page in pages)
+    return Page(items=rows, cursors=[encode_cursor(_key(row, "_id")) for row in rows], has_next_page=more)
+
+
 def _key(row: Any, id_field: str) -> ObjectId:
     value = row.id if id_field == "_id" else getattr(row, id_field)
     assert isinstance(value, ObjectId)

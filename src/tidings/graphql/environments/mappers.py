@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from tidings.core.clock import utcnow
 from tidings.environments import documents
 from tidings.graphql.environments.types import ApiKeyInfo, Environment
 
 
 def environment_to_graphql(environment: documents.Environment) -> Environment:
+    now = utcnow()
     return Environment(
         id=strawberry.ID(str(environment.id)),
         name=environment.name,
@@ -16,6 +18,7 @@ def environment_to_graphql(environment: documents.Environment) -> Environment:
         api_keys=[
             ApiKeyInfo(hint=key.hint, created_at=key.created_at, expires_at=key.expires_at)
             for key in environment.api_keys
+            if key.is_valid(now)
         ],
         created_at=environment.created_at,
     )
