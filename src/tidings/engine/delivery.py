@@ -1,0 +1,75 @@
+"""The contract between the engine and channel providers (implemented in `tidings.tasks.providers`).
+
+The engine renders the content and picks the integration; a provider turns an `OutboundMessage` into one call to
+its service and either returns a `SendResult` or raises `DeliveryError` saying whether trying again can help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from tidings.core.channels import Channel
+from tidings.integrations.documents import Integration
+from tidings.subscribers.documents import ChatEndpoint, PushEndpoint
+
+
+class FailureKind(StrEnum):
+    TRANSIENT = "transient"  # timeouts, refused connections, 429, 5xx: retried with backoff
+    PERMANENT = "permanent"  # 4xx, rejected content, bad configuration: the step fails
+    BAD_ENDPOINT = "bad_endpoint"  # the recipient's address or token is invalid: fail, and stop using it
+
+
+class DeliveryError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: FailureKind,
+        retry_after: float | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.retry_after = retry_after
+        self.detail = dict(detail or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    subscriber_id: str
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    push: tuple[PushEndpoint, ...] = ()
+    chat: tuple[ChatEndpoint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """Rendered content for one recipient on one channel.
+
+    `content` keys per channel: email `subject`, `html`, `text`; sms `body`; push `title`, `body`, `data`;
+    chat `body`. `idempotency_key` is stable across retries of the same job (e.g. the email Message-ID).
+    """
+
+    channel: Channel
+    recipient: Recipient
+    content: Mapping[str, Any]
+    idempotency_key: str
+    metadata: Mapping[str, str] = field(default_factory=dict)  # transactionId, workflowId, stepId…
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    provider_message_id: str | None
+    detail: Mapping[str, Any] = field(default_factory=dict)  # safe to store: no secrets, no message bodies
+
+
+class Sender(Protocol):
+    async def send(self, integration: Integration, message: OutboundMessage) -> SendResult: ...

@@ -1,0 +1,1 @@
+"""Triggers: validate an event, resolve its recipients, write notifications and their first jobs, idempotently."""
