@@ -8,7 +8,9 @@ import httpx
 from beanie import PydanticObjectId
 
 from tests.api.conftest import GraphQL
-from tidings.environments.service import create_environment
+from tidings.core.ids import hash_secret, new_api_key
+from tidings.environments.documents import Environment
+from tidings.environments.service import create_environment, ensure_environment
 
 ROTATE = (
     "mutation($o: Int!) { rotateApiKey(overlapSeconds: $o) { apiKey environment { id apiKeys { hint expiresAt } } } }"
@@ -69,3 +71,42 @@ async def test_no_key_material_is_ever_returned(gql: GraphQL) -> None:
     assert gql.api_key is not None
     assert gql.api_key not in str(body)
     assert gql.api_key[:-4] not in str(body)
+
+
+async def test_parallel_rotations_each_hand_out_a_working_key(gql: GraphQL) -> None:
+    client = gql.client
+    for round_number in range(3):
+        old, _ = await _fresh(client, f"parallel-{round_number}")
+        rotated = await asyncio.gather(*(old.data(ROTATE, o=3600) for _ in range(6)))
+        keys = [result["rotateApiKey"]["apiKey"] for result in rotated]
+        assert len(set(keys)) == 6
+        for key in [*keys, old.api_key]:
+            assert (await GraphQL(client, key).data(WHO))["currentEnvironment"]["name"] == f"parallel-{round_number}"
+        listed = (await GraphQL(client, keys[0]).data(WHO))["currentEnvironment"]["apiKeys"]
+        assert len(listed) == 7
+        assert sum(key["expiresAt"] is None for key in listed) == 1  # the last rotation's key, and only it
+
+
+async def test_the_dev_key_works_again_when_dev_starts_with_it(gql: GraphQL) -> None:
+    """`tidings dev` calls `ensure_environment` with the key it saved, even after that key was rotated out."""
+    client = gql.client
+    dev_key = new_api_key()
+    await ensure_environment("dev-revival", dev_key)
+    dev = GraphQL(client, dev_key)
+    rotated = GraphQL(client, (await dev.data(ROTATE, o=0))["rotateApiKey"]["apiKey"])
+    assert (await dev.error(WHO))["code"] == "UNAUTHENTICATED"
+
+    await ensure_environment("dev-revival", dev_key)  # rotated out: its expiry is cleared
+    assert (await dev.data(WHO))["currentEnvironment"]["name"] == "dev-revival"
+    assert (await rotated.data(WHO))["currentEnvironment"]["name"] == "dev-revival"
+
+    # Rotated out twice: the second rotation drops the expired key altogether; dev adds it back.
+    first = GraphQL(client, (await dev.data(ROTATE, o=0))["rotateApiKey"]["apiKey"])
+    await first.data(ROTATE, o=0)
+    stored = await Environment.find_one(Environment.name == "dev-revival")
+    assert stored is not None
+    assert hash_secret(dev_key) not in [key.hash for key in stored.api_keys]
+    assert (await dev.error(WHO))["code"] == "UNAUTHENTICATED"
+    await ensure_environment("dev-revival", dev_key)
+    keys = (await dev.data(WHO))["currentEnvironment"]["apiKeys"]
+    assert {"hint": dev_key[-4:], "expiresAt": None} in [{"hint": k["hint"], "expiresAt": k["expiresAt"]} for k in keys]

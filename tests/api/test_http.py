@@ -133,4 +133,130 @@ async def test_a_variable_of_the_wrong_shape_is_a_validation_error(
         headers={"Authorization": f"ApiKey {issued.api_key}"},
     )
     error = response.json()["errors"][0]
-    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION"
+    assert error["extensions"] == {"code": "GRAPHQL_VALIDATION", "field": "o"}
+    assert error["message"] == "Variable '$o' got an invalid value: expected a value of type 'Int'."
+
+
+SECRET = "SUPERSECRET-123"
+BODY = "MESSAGE-BODY-TEXT-4711"
+CREATE_INTEGRATION = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { identifier } }"
+CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
+
+
+type VariableCase = tuple[str, dict[str, Any], str, str]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (
+            CREATE_INTEGRATION,
+            {"input": {"credentials": {"password": SECRET}}},
+            "input.providerId",
+            "Variable '$input' got an invalid value: field 'providerId' of required type 'String!' was not provided.",
+        ),
+        (
+            CREATE_INTEGRATION,
+            {"input": {"providerId": {"password": SECRET}}},
+            "input.providerId",
+            "Variable '$input' got an invalid value at input.providerId: expected a value of type 'String'.",
+        ),
+        (
+            CREATE_INTEGRATION,
+            {"input": {"providerId": "smtp", "passwd": SECRET}},
+            "input.passwd",
+            "Variable '$input' got an invalid value: type 'CreateIntegrationInput' has no field 'passwd'.",
+        ),
+        (
+            CREATE_INTEGRATION,
+            {"input": SECRET},
+            "input",
+            "Variable '$input' got an invalid value: expected an object of type 'CreateIntegrationInput'.",
+        ),
+        (
+            CREATE_WORKFLOW,
+            {"input": {"workflowId": "w", "name": "n", "steps": [{"email": {"subject": "s", "body": {"x": BODY}}}]}},
+            "input.steps.0.email.body",
+            "Variable '$input' got an invalid value at input.steps.0.email.body: expected a value of type 'String'.",
+        ),
+        (
+            'mutation($c: [ChannelChoiceInput!]!) { setSubscriberPreferences(subscriberId: "a", channels: $c) '
+            "{ workflowId } }",
+            {"c": [{"channel": SECRET, "enabled": True}]},
+            "c.0.channel",
+            "Variable '$c' got an invalid value at c.0.channel: expected a value of the enum 'Channel'.",
+        ),
+    ],
+)
+async def test_variable_errors_name_the_path_but_never_echo_the_value(
+    api: tuple[RoleProcess, str],
+    client: httpx.AsyncClient,
+    issued: IssuedEnvironment,
+    case: VariableCase,
+) -> None:
+    query, variables, field, message = case
+    response = await client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"ApiKey {issued.api_key}"},
+    )
+    assert SECRET not in response.text
+    assert BODY not in response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "GRAPHQL_VALIDATION", "field": field}
+    assert error["message"] == message
+    output = api[0].output()
+    assert SECRET not in output
+    assert BODY not in output
+
+
+async def test_expected_errors_are_not_logged(
+    api: tuple[RoleProcess, str], client: httpx.AsyncClient, issued: IssuedEnvironment
+) -> None:
+    missing = 'query { subscriber(subscriberId: "ghost-5d1c9e") { subscriberId } }'
+    not_found = await _graphql(client, missing, issued.api_key)
+    assert not_found["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    unauthenticated = await _graphql(client, missing, "tid_sk_wrong-key-8e2f")
+    assert unauthenticated["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    output = api[0].output()
+    assert "ghost-5d1c9e" not in output
+    assert "unknown or expired API key" not in output
+    assert "send the header" not in output
+    assert "Traceback" not in output
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_parsed(
+    api_settings: Settings, client: httpx.AsyncClient
+) -> None:
+    limit = api_settings.http_max_body_bytes
+    query = {"query": "{ __typename }", "variables": {"pad": "x" * limit}}
+    declared = await client.post("/graphql", json=query)
+    assert declared.status_code == 413
+    assert declared.json() == {"error": f"request body exceeds {limit} bytes"}
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams in
+        yield b'{"query": "{ __typename }", "variables": {"pad": "'
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}}'
+
+    streamed = await client.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+    assert streamed.json() == {"error": f"request body exceeds {limit} bytes"}
+    metrics = (await client.get("/metrics")).text
+    assert 'tidings_http_requests_total{method="POST",path="/graphql",status="413"}' in metrics
+
+
+async def test_a_body_under_the_limit_is_served(api_settings: Settings, client: httpx.AsyncClient) -> None:
+    padding = "x" * (api_settings.http_max_body_bytes - 200)
+    response = await client.post("/graphql", json={"query": "{ __typename }", "variables": {"pad": padding}})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"query": "{ __typename }", "variables": {"pad": "'
+        yield padding.encode()
+        yield b'"}}'
+
+    streamed = await client.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.json() == {"data": {"__typename": "Query"}}

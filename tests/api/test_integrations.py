@@ -448,6 +448,72 @@ async def test_concurrent_creates_and_takeovers_leave_exactly_one_primary(
     assert len(await primaries(env, "email")) == 1
 
 
+async def _invariant(env: IssuedEnvironment, channel: str) -> None:
+    """At most one primary in the channel, and every primary is active."""
+    cursor = Integration.get_pymongo_collection().find(
+        {"environment_id": env.environment.id, "channel": channel, "primary": True}
+    )
+    rows = [row async for row in cursor]
+    assert len(rows) <= 1, rows
+    assert all(row["active"] for row in rows), rows
+
+
+async def test_concurrent_deactivation_and_takeover_keep_a_primary_active(
+    client: httpx.AsyncClient, env: IssuedEnvironment
+) -> None:
+    await create_smtp(client, env.api_key, identifier="main")  # primary
+    await create_smtp(client, env.api_key, identifier="spare")
+    for _ in range(20):
+        outcomes = await asyncio.gather(
+            gql(client, UPDATE, env.api_key, identifier="spare", input={"active": False}),
+            gql(client, UPDATE, env.api_key, identifier="spare", input={"primary": True}),
+        )
+        for body in outcomes:
+            # Either order is fine; making an integration primary that was just deactivated is refused.
+            for failure in body.get("errors", []):
+                extensions = failure["extensions"]
+                assert (extensions["code"], extensions["field"]) == ("VALIDATION", "input.primary")
+        await _invariant(env, "email")
+        spare = await raw(env, "spare")
+        assert not (spare["primary"] and not spare["active"]), spare
+        await ok(client, UPDATE, env.api_key, identifier="spare", input={"active": True, "primary": False})
+        await ok(client, UPDATE, env.api_key, identifier="main", input={"active": True, "primary": True})
+
+
+async def test_concurrent_takeovers_creates_and_deletes_keep_the_invariant(
+    client: httpx.AsyncClient, env: IssuedEnvironment
+) -> None:
+    await create_smtp(client, env.api_key, identifier="a")
+    await create_smtp(client, env.api_key, identifier="b")
+    for round_number in range(10):
+        extra = f"extra-{round_number}"
+        await asyncio.gather(
+            gql(client, UPDATE, env.api_key, identifier="a", input={"primary": True}),
+            gql(client, UPDATE, env.api_key, identifier="b", input={"primary": True}),
+            gql(client, UPDATE, env.api_key, identifier="a", input={"active": False}),
+            gql(client, CREATE, env.api_key, input={"providerId": "in-app", "identifier": "x"}),
+            create_smtp(client, env.api_key, identifier=extra, primary=True),
+            gql(client, DELETE, env.api_key, identifier=extra),
+        )
+        await _invariant(env, "email")
+        await ok(client, UPDATE, env.api_key, identifier="a", input={"active": True})
+
+
+async def test_a_refused_create_leaves_the_primary_in_place(client: httpx.AsyncClient, env: IssuedEnvironment) -> None:
+    await create_smtp(client, env.api_key, identifier="main")
+    taken = await error(client, CREATE, env.api_key, input={"providerId": "smtp", "identifier": "main", "primary": True,
+                                                            "config": SMTP_CONFIG})  # fmt: skip
+    assert (taken["code"], taken["field"]) == ("ALREADY_EXISTS", "input.identifier")
+    assert await primaries(env, "email") == ["main"]
+    invalid = await error(
+        client, CREATE, env.api_key, input={"providerId": "smtp", "primary": True, "config": {"host": "h"}}
+    )
+    assert invalid["code"] == "VALIDATION"
+    assert await primaries(env, "email") == ["main"]
+    listed = (await ok(client, LIST, env.api_key))["edges"]
+    assert [(edge["node"]["identifier"], edge["node"]["primary"]) for edge in listed] == [("main", True)]
+
+
 async def test_the_database_itself_refuses_a_second_primary(env: IssuedEnvironment) -> None:
     collection = Integration.get_pymongo_collection()
     indexes = {index["name"]: index for index in await (await collection.list_indexes()).to_list()}
@@ -557,6 +623,20 @@ async def test_secrets_never_reach_the_api_log(
         env.api_key,
         input={"providerId": "smtp", "config": SMTP_CONFIG, "credentials": {"password": PASSWORD * 300}},
     )
+    # Variables of the wrong shape fail in graphql-core, before any of our code, whose messages quote the value.
+    for input, field in (
+        ({"config": SMTP_CONFIG, "credentials": {"password": PASSWORD}}, "input.providerId"),
+        ({"providerId": "smtp", "credentials": {"password": PASSWORD}, "secret": PASSWORD}, "input.secret"),
+        ({"providerId": {"password": PASSWORD}}, "input.providerId"),
+    ):
+        body = await gql(client, CREATE, env.api_key, input=input)
+        assert PASSWORD not in str(body)
+        assert [(failure["extensions"]["code"], failure["extensions"]["field"]) for failure in body["errors"]] == [
+            ("GRAPHQL_VALIDATION", field)
+        ]
+    failure = await error(client, UPDATE, env.api_key, identifier="smtp", input={"credentials": PASSWORD})
+    assert (failure["code"], failure["field"]) == ("VALIDATION", "input.credentials")
+    assert PASSWORD not in failure["message"]
     output = api[0].output()
     for secret in (PASSWORD, SIGNING, SLACK_URL, "new-secret-0042", "fresh-password"):
         assert secret not in output

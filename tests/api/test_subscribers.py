@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from tests.api.conftest import GraphQL
@@ -188,3 +191,111 @@ async def test_another_environment_can_neither_see_nor_change(gql: GraphQL, othe
 async def test_without_api_key_nothing_is_reachable(anonymous: GraphQL) -> None:
     assert (await anonymous.error(GET, id="ada"))["code"] == "UNAUTHENTICATED"
     assert (await anonymous.error(CREATE, input={"subscriberId": "intruder"}))["code"] == "UNAUTHENTICATED"
+
+
+async def test_parallel_upserts_of_a_new_subscriber_all_succeed_and_one_creates(gql: GraphQL) -> None:
+    for round_number in range(5):
+        subscriber_id = f"racer-{round_number}"
+        results = await asyncio.gather(
+            *(gql(UPSERT, input={"subscriberId": subscriber_id, "firstName": f"n{i}"}) for i in range(10))
+        )
+        assert [body.get("errors") for body in results] == [None] * 10
+        assert sum(body["data"]["upsertSubscriber"]["created"] for body in results) == 1
+        assert await _ids(gql, search=subscriber_id) == [subscriber_id]
+
+
+async def test_bulk_upsert_counts_before_it_validates(gql: GraphQL) -> None:
+    """Over the cap, the count is the error even when an item is also invalid: items are not validated first."""
+    items = [{"subscriberId": "", "email": "no"}, *({"subscriberId": f"cap-{i}"} for i in range(500))]
+    error = await gql.error(BULK, input={"subscribers": items})
+    assert (error["code"], error["field"]) == ("VALIDATION", "input.subscribers")
+    empty = await gql.error(BULK, input={"subscribers": []})
+    assert (empty["code"], empty["field"]) == ("VALIDATION", "input.subscribers")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"push": [{"integrationIdentifier": f"fcm-{i}", "deviceTokens": ["t"]} for i in range(21)]}, "input.push"),
+        ({"chat": [{"integrationIdentifier": f"slack-{i}", "channelId": "c"} for i in range(21)]}, "input.chat"),
+        ({"push": [{"integrationIdentifier": "fcm", "deviceTokens": ["t"] * 51}]}, "input.push.0.deviceTokens"),
+        ({"push": [{"integrationIdentifier": "fcm", "deviceTokens": ["t" * 4097]}]}, "input.push.0.deviceTokens.0"),
+        ({"push": [{"integrationIdentifier": "f" * 65, "deviceTokens": []}]}, "input.push.0.integrationIdentifier"),
+        ({"chat": [{"integrationIdentifier": "slack", "channelId": "c" * 257}]}, "input.chat.0.channelId"),
+        ({"chat": [{"integrationIdentifier": "slack", "webhookUrl": "https://x/" + "a" * 2048}]},
+         "input.chat.0.webhookUrl"),
+        ({"locale": "en" + "-abcdefgh" * 10}, "input.locale"),
+    ],
+)  # fmt: skip
+async def test_endpoint_lists_and_strings_are_capped(gql: GraphQL, fields: dict[str, object], field: str) -> None:
+    error = await gql.error(UPSERT, input={"subscriberId": "capped", **fields})
+    assert (error["code"], error["field"]) == ("VALIDATION", field), error
+    twenty = [{"integrationIdentifier": f"fcm-{i}", "deviceTokens": ["t"] * 50} for i in range(20)]
+    stored = await gql.data(UPSERT, input={"subscriberId": "at-the-cap", "push": twenty})
+    assert len(stored["upsertSubscriber"]["subscriber"]["push"]) == 20
+
+
+async def test_search_by_email_ignores_case_and_keeps_the_address(gql: GraphQL) -> None:
+    await gql.data(CREATE, input={"subscriberId": "mixed-case", "email": "Mixed.Case@Example.COM"})
+    stored = (await gql.data(GET, id="mixed-case"))["subscriber"]["email"]
+    assert stored.startswith("Mixed.Case@")  # as given (email-validator lowercases only the domain)
+    for search in ("mixed.case@", "MIXED.CASE@EXAMPLE", "Mixed.Case@example.com"):
+        assert await _ids(gql, search=search) == ["mixed-case"], search
+    await gql.data(UPDATE, id="mixed-case", input={"email": "Other@Example.com"})
+    assert await _ids(gql, search="mixed.case@") == []
+    assert await _ids(gql, search="other@") == ["mixed-case"]
+    await gql.data(BULK, input={"subscribers": [{"subscriberId": "bulk-case", "email": "Bulk.Case@example.com"}]})
+    assert await _ids(gql, search="BULK.CASE") == ["bulk-case"]
+
+
+async def test_search_at_the_edges_of_unicode(gql: GraphQL) -> None:
+    top = "\U0010ffff"
+    await gql.data(CREATE, input={"subscriberId": f"edge{top}"})
+    await gql.data(CREATE, input={"subscriberId": f"edge{top}{top}x"})
+    assert await _ids(gql, search=top) == []
+    assert await _ids(gql, search=f"edge{top}") == [f"edge{top}", f"edge{top}{top}x"]
+    assert await _ids(gql, search=f"edge{top}{top}") == [f"edge{top}{top}x"]
+    assert await _ids(gql, search="\ud7ff") == []  # the next code point is a surrogate, which UTF-8 cannot hold
+    too_long = await gql.error(LIST, search="s" * 257)
+    assert (too_long["code"], too_long["field"]) == ("VALIDATION", "search")
+    # A lone surrogate is valid JSON (`"\ud800"`) but no string MongoDB can store; sent as ASCII escapes.
+    body = json.dumps({"query": LIST, "variables": {"search": "\ud800"}}).encode()
+    headers = {"Authorization": f"ApiKey {gql.api_key}", "Content-Type": "application/json"}
+    [error] = (await gql.client.post("/graphql", content=body, headers=headers)).json()["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("VALIDATION", "search")
+    body = json.dumps({"query": CREATE, "variables": {"input": {"subscriberId": "lone\udfff"}}}).encode()
+    [error] = (await gql.client.post("/graphql", content=body, headers=headers)).json()["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("VALIDATION", "input.subscriberId")
+
+
+@pytest.mark.parametrize("api_key", [None, "tid_sk_not-a-real-key"])
+async def test_every_operation_needs_a_valid_api_key(gql: GraphQL, api_key: str | None) -> None:
+    caller = GraphQL(gql.client, api_key)
+    for query, variables in (
+        (GET, {"id": "ada"}),
+        (LIST, {}),
+        (CREATE, {"input": {"subscriberId": "intruder"}}),
+        (UPSERT, {"input": {"subscriberId": "intruder"}}),
+        (BULK, {"input": {"subscribers": [{"subscriberId": "intruder"}]}}),
+        (UPDATE, {"id": "ada", "input": {"email": "x@example.com"}}),
+        (DELETE, {"id": "ada"}),
+    ):
+        assert (await caller.error(query, **variables))["code"] == "UNAUTHENTICATED"
+    assert await _ids(gql, search="intruder") == []
+
+
+async def test_bulk_upsert_and_topics_stay_in_their_environment(gql: GraphQL, other: GraphQL) -> None:
+    await gql.data(CREATE, input={"subscriberId": "shared-id", "email": "alpha@example.com"})
+    result = await other.data(BULK, input={"subscribers": [{"subscriberId": "shared-id", "email": "beta@example.com"}]})
+    assert result["bulkUpsertSubscribers"] == {"created": ["shared-id"], "updated": []}
+    assert (await gql.data(GET, id="shared-id"))["subscriber"]["email"] == "alpha@example.com"
+    assert (await other.data(GET, id="shared-id"))["subscriber"]["email"] == "beta@example.com"
+    topics = "query($id: String!) { subscriberTopics(subscriberId: $id) { edges { node { key } } } }"
+    await gql.data('mutation { createTopic(input: {key: "alpha-only", name: "A"}) { key } }')
+    await gql.data(
+        'mutation { addTopicSubscribers(key: "alpha-only", input: {subscriberIds: ["shared-id", "private"]}) '
+        "{ added } }"
+    )
+    assert (await other.data(topics, id="shared-id"))["subscriberTopics"]["edges"] == []
+    await gql.data(CREATE, input={"subscriberId": "alpha-only-subscriber"})
+    assert (await other.error(topics, id="alpha-only-subscriber"))["code"] == "NOT_FOUND"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from tests.api.conftest import GraphQL
+from tidings.topics.documents import TopicSubscription
 
 CREATE = "mutation($key: String!, $name: String!) { createTopic(input: {key: $key, name: $name}) { key name } }"
 GET = "query($key: String!) { topic(key: $key) { key name createdAt updatedAt } }"
@@ -140,3 +145,93 @@ async def test_another_environment_can_neither_see_nor_change(gql: GraphQL, othe
     await other.data(CREATE, key="isolated", name="Beta's")
     assert (await other.data(ADD, key="isolated", ids=ids))["addTopicSubscribers"]["notFound"] == ids
     assert await _members(gql, "isolated") == ids
+
+
+async def test_each_subscriber_id_is_checked(gql: GraphQL) -> None:
+    await gql.data(CREATE, key="checked", name="Checked")
+    for ids, field in (
+        ([""], "input.subscriberIds.0"),
+        (["fine", "x" * 129], "input.subscriberIds.1"),
+        (["fine", "ok", "tab\there"], "input.subscriberIds.2"),
+    ):
+        for query in (ADD, REMOVE):
+            error = await gql.error(query, key="checked", ids=ids)
+            assert (error["code"], error["field"]) == ("VALIDATION", field), (query, error)
+    assert await _members(gql, "checked") == []
+
+
+@pytest.mark.parametrize("api_key", [None, "tid_sk_not-a-real-key"])
+async def test_every_operation_needs_a_valid_api_key(gql: GraphQL, api_key: str | None) -> None:
+    await gql.data(CREATE, key="guarded", name="Guarded")
+    caller = GraphQL(gql.client, api_key)
+    for query, variables in (
+        (CREATE, {"key": "intruder", "name": "x"}),
+        (GET, {"key": "guarded"}),
+        (LIST, {}),
+        (RENAME, {"key": "guarded", "name": "taken"}),
+        (DELETE, {"key": "guarded"}),
+        (ADD, {"key": "guarded", "ids": ["a"]}),
+        (REMOVE, {"key": "guarded", "ids": ["a"]}),
+        (MEMBERS, {"key": "guarded"}),
+        (OF_SUBSCRIBER, {"id": "a"}),
+    ):
+        assert (await caller.error(query, **variables))["code"] == "UNAUTHENTICATED", query
+    assert (await gql.data(GET, key="guarded"))["topic"]["name"] == "Guarded"
+    assert (await gql.error(GET, key="intruder"))["code"] == "NOT_FOUND"
+    await gql.data(DELETE, key="guarded")
+
+
+async def test_another_environment_can_neither_rename_remove_nor_list(gql: GraphQL, other: GraphQL) -> None:
+    ids = await _subscribers(gql, "iso2", 2)
+    await gql.data(CREATE, key="iso2-topic", name="Alpha's")
+    await gql.data(ADD, key="iso2-topic", ids=ids)
+    assert (await other.error(RENAME, key="iso2-topic", name="Stolen"))["code"] == "NOT_FOUND"
+    assert (await other.error(REMOVE, key="iso2-topic", ids=ids))["code"] == "NOT_FOUND"
+    assert (await other.error(OF_SUBSCRIBER, id=ids[0]))["code"] == "NOT_FOUND"
+    listed: list[str] = []
+    after = None
+    while True:
+        page = (await other.data(LIST, first=100, after=after))["topics"]
+        listed += [edge["node"]["key"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert "iso2-topic" not in listed
+    assert (await gql.data(GET, key="iso2-topic"))["topic"]["name"] == "Alpha's"
+    assert await _members(gql, "iso2-topic") == ids
+    # Beta's subscriber with the same id sees none of alpha's topics.
+    await other.data(BULK, input={"subscribers": [{"subscriberId": ids[0]}]})
+    assert (await other.data(OF_SUBSCRIBER, id=ids[0]))["subscriberTopics"]["edges"] == []
+
+
+async def _memberships(**scope: str) -> list[dict[str, object]]:
+    cursor = TopicSubscription.get_pymongo_collection().find(scope)
+    return [row async for row in cursor]
+
+
+async def test_adding_while_the_topic_is_deleted_leaves_no_orphan(gql: GraphQL) -> None:
+    ids = await _subscribers(gql, "orphan-t", 200)
+    for round_number in range(8):
+        key = f"orphan-topic-{round_number}"
+        await gql.data(CREATE, key=key, name="Doomed")
+        added, deleted = await asyncio.gather(gql(ADD, key=key, ids=ids), gql(DELETE, key=key))
+        assert deleted["data"]["deleteTopic"] is True
+        if added.get("errors"):
+            assert added["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        assert await _memberships(topic_key=key) == []
+        # A topic re-created with the key starts empty.
+        await gql.data(CREATE, key=key, name="Again")
+        assert await _members(gql, key) == []
+
+
+async def test_adding_while_a_subscriber_is_deleted_leaves_no_orphan(gql: GraphQL) -> None:
+    await gql.data(CREATE, key="orphan-members", name="Members")
+    for round_number in range(5):
+        ids = await _subscribers(gql, f"orphan-s{round_number}", 50)
+        await asyncio.gather(
+            gql(ADD, key="orphan-members", ids=ids), *(gql(DELETE_SUBSCRIBER, id=one) for one in ids[::5])
+        )
+        for gone in ids[::5]:
+            assert await _memberships(subscriber_id=gone) == []
+            await gql.data(BULK, input={"subscribers": [{"subscriberId": gone}]})
+            assert (await gql.data(OF_SUBSCRIBER, id=gone))["subscriberTopics"]["edges"] == []

@@ -271,11 +271,36 @@ async def test_oversized_values_are_refused(gql: GraphQL) -> None:
         ({"steps": [{"throttle": {"window": HOUR, "threshold": 0}}]}, "input.steps.0.threshold"),
         ({"steps": [{"throttle": {"window": HOUR, "threshold": 2, "key": "password"}}]}, "input.steps.0.key"),
         ({"steps": [{"email": {"subject": "s", "body": "b", "layout": "no/slashes"}}]}, "input.steps.0.layout"),
+        # Amounts far past the 366-day cap (a timedelta of 2147483647 days overflows): VALIDATION, not INTERNAL.
+        ({"steps": [{"delay": {"amount": 2147483647, "unit": "DAYS"}}]}, "input.steps.0.amount"),
+        ({"steps": [{"digest": {"window": {"amount": 2147483647, "unit": "DAYS"}}}]}, "input.steps.0.window.amount"),
+        ({"steps": [{"throttle": {"window": {"amount": 2147483647, "unit": "HOURS"}, "threshold": 1}}]},
+         "input.steps.0.window.amount"),
+        ({"steps": [{"delay": {"amount": 367, "unit": "DAYS"}}]}, "input.steps.0.amount"),
+        # A constant in a template is not a variable: it saves as what it renders.
+        ({"steps": [{"inApp": {"body": "b", "redirectUrl": "{{ 'javascript:alert(1)' }}"}}]},
+         "input.steps.0.redirectUrl"),
+        ({"steps": [{"inApp": {"body": "b", "redirectUrl": "{{ payload.a }}{{ payload.b }}"}}]},
+         "input.steps.0.redirectUrl"),
+        ({"steps": [{"inApp": {"body": "b", "redirectUrl": "{{ payload.url | default('javascript:x') }}"}}]},
+         "input.steps.0.redirectUrl"),
+        # `//host` and `/\host` lead to another site, whatever follows.
+        ({"steps": [{"inApp": {"body": "b", "redirectUrl": "//evil.example"}}]}, "input.steps.0.redirectUrl"),
+        ({"steps": [{"inApp": {"body": "b", "avatar": "/\\evil.example/a.png"}}]}, "input.steps.0.avatar"),
+        ({"steps": [{"inApp": {"body": "b", "primaryAction": {"label": "Go", "url": "//evil.example/{{ p.x }}"}}}]},
+         "input.steps.0.primaryAction.url"),
     ],
 )  # fmt: skip
 async def test_invalid_input_names_its_field(gql: GraphQL, fields: dict[str, Any], field: str) -> None:
     error = await gql.error(CREATE, input={**_minimal("invalid"), **fields})
     assert (error["code"], error["field"]) == ("VALIDATION", field)
+
+
+async def test_safe_url_forms_are_kept(gql: GraphQL) -> None:
+    urls = ["{{ payload.url }}", "{{ subscriber.data.link | trim }}", "/posts/{{ payload.id }}", "HTTPS://x.io/{{ a }}"]
+    steps = [{"inApp": {"body": "b", "redirectUrl": url, "stepId": f"s{index}"}} for index, url in enumerate(urls)]
+    created = (await gql.data(CREATE, input=_minimal("safe-urls", steps=steps)))["createWorkflow"]
+    assert [step["redirectUrl"] for step in created["steps"]] == urls
 
 
 async def test_step_input_takes_exactly_one_type(gql: GraphQL) -> None:

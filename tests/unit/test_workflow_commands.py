@@ -83,6 +83,11 @@ def test_duplicate_step_id_names_the_second_one() -> None:
         ({"type": "delay", "amount": 3, "unit": "days", "until_path": "payload.at"}, "input.steps.0.untilPath"),
         ({"type": "delay", "until_path": "subscriber.birthday"}, "input.steps.0.untilPath"),
         ({"type": "delay", "amount": 400, "unit": "days"}, "input.steps.0.amount"),
+        ({"type": "delay", "amount": 2147483647, "unit": "days"}, "input.steps.0.amount"),
+        ({"type": "delay", "amount": 10**30, "unit": "seconds"}, "input.steps.0.amount"),
+        ({"type": "digest", "window": {"amount": 2147483647, "unit": "days"}}, "input.steps.0.window.amount"),
+        ({"type": "throttle", "window": {"amount": 2147483647, "unit": "minutes"}, "threshold": 1},
+         "input.steps.0.window.amount"),
         ({"type": "digest", "window": {"amount": 1, "unit": "weeks"}}, "input.steps.0.window.unit"),
         ({"type": "digest", "window": {"amount": 1, "unit": "hours"}, "backoff_window": {"amount": 1, "unit": "hours"}},
          "input.steps.0.backoffWindow"),
@@ -98,14 +103,43 @@ def test_invalid_step_names_its_field(step: dict[str, Any], field: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://example.com/a", "http://x", "/inbox/1", "{{ payload.url }}", "HTTPS://EXAMPLE.COM"]
+    "url",
+    [
+        "https://example.com/a",
+        "http://x",
+        "/inbox/1",
+        "HTTPS://EXAMPLE.COM",
+        "/posts/{{ payload.id }}",
+        "https://example.com/{{ payload.path }}",
+        "{{ payload.url }}",
+        "{{payload.links[0]}}",
+        "{{- subscriber.data.home | trim -}}",
+    ],
 )
 def test_safe_urls_are_accepted(url: str) -> None:
     _create({"type": "in_app", "body": "b", "redirect_url": url, "primary_action": {"label": "Go", "url": url}})
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", " javascript:x", "vbscript:x", "ftp://x", "example.com"])
-def test_other_schemes_are_refused(url: str) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        " javascript:x",
+        "vbscript:x",
+        "ftp://x",
+        "example.com",
+        "//evil.example",
+        "//evil.example/{{ payload.x }}",
+        "/\\evil.example",
+        "{{ 'javascript:alert(1)' }}",
+        "{{ payload.url | default('javascript:alert(1)') }}",
+        "{{ payload.scheme }}:alert(1)",
+        "{{ payload.a }}{{ payload.b }}",
+        "{% if 1 %}javascript:x{% endif %}",
+        "{{ payload.url ~ 'x' }}",
+    ],
+)
+def test_unsafe_urls_are_refused(url: str) -> None:
     assert _error({"type": "in_app", "body": "b", "redirect_url": url}).field == "input.steps.0.redirectUrl"
 
 

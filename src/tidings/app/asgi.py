@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from tidings.app.body_limit import BodyLimitMiddleware
 from tidings.app.health import healthz, readyz
 from tidings.app.metrics import HttpMetricsMiddleware, metrics, sample_queue_forever
 from tidings.app.resources import Resources, open_resources
@@ -66,5 +67,8 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(HttpMetricsMiddleware, known_paths=known_paths)],
+        middleware=[
+            Middleware(HttpMetricsMiddleware, known_paths=known_paths),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body_bytes),
+        ],
     )

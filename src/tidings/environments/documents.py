@@ -29,6 +29,9 @@ class Environment(Document):
     name: str
     application_identifier: str
     api_keys: list[ApiKey] = Field(default_factory=list)
+    # Bumped by every change of `api_keys`: a rotation writes only if no other change came between its read and
+    # its write (documents stored before this field existed read as 0).
+    keys_version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

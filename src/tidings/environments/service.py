@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
 from tidings.core.clock import utcnow
-from tidings.core.errors import AlreadyExistsError, UnauthenticatedError, ValidationError
+from tidings.core.errors import AlreadyExistsError, UnauthenticatedError, UnavailableError, ValidationError
 from tidings.core.ids import hash_secret, new_api_key, new_identifier
 from tidings.environments.documents import ApiKey, Environment
 
 MAX_NAME_LENGTH = 64
 MAX_ROTATION_OVERLAP_SECONDS = 7 * 24 * 3600
+# Each retry of a rotation follows another change of the keys that landed between its read and its write.
+_ROTATION_ATTEMPTS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +56,16 @@ async def create_environment(name: str, *, api_key: str | None = None) -> Issued
     return IssuedEnvironment(environment=environment, api_key=plain)
 
 
+def _at_version(environment_id: PydanticObjectId | None, version: int) -> dict[str, Any]:
+    return {"_id": environment_id, "keys_version": version if version else {"$in": [0, None]}}
+
+
 async def ensure_environment(name: str, api_key: str) -> Environment:
-    """Return the environment `name`, creating it with `api_key` or adding that key to it (idempotent)."""
+    """Return the environment `name`, creating it with `api_key` or adding that key to it (idempotent).
+
+    `tidings dev` starts with the key it saved, so that key must work again even after a rotation: one rotated out
+    has its expiry cleared, and one dropped after it expired is added back.
+    """
     record = _api_key_record(api_key)
     existing = await Environment.find_one(Environment.name == name)
     if existing is None:
@@ -61,12 +75,20 @@ async def ensure_environment(name: str, api_key: str) -> Environment:
             # Another process created it between our read and insert; fall through and add the key.
             existing = await Environment.find_one(Environment.name == name)
             assert existing is not None
-    if all(key.hash != record.hash for key in existing.api_keys):
-        await Environment.get_pymongo_collection().update_one(
+    collection = Environment.get_pymongo_collection()
+    known = next((key for key in existing.api_keys if key.hash == record.hash), None)
+    if known is None:
+        await collection.update_one(
             {"_id": existing.id, "api_keys.hash": {"$ne": record.hash}},
-            {"$push": {"api_keys": record.model_dump()}},
+            {"$push": {"api_keys": record.model_dump()}, "$inc": {"keys_version": 1}},
         )
         existing.api_keys.append(record)
+    elif known.expires_at is not None:
+        await collection.update_one(
+            {"_id": existing.id, "api_keys.hash": record.hash},
+            {"$set": {"api_keys.$.expires_at": None}, "$inc": {"keys_version": 1}},
+        )
+        known.expires_at = None
     return existing
 
 
@@ -80,23 +102,37 @@ async def authenticate_api_key(api_key: str) -> Environment:
 
 
 async def rotate_api_key(environment: Environment, overlap_seconds: int) -> IssuedEnvironment:
-    """Issue a new key; every older key keeps working for `overlap_seconds` (0 revokes them now), then expires."""
+    """Issue a new key; every older key keeps working for `overlap_seconds` (0 revokes them now), then expires.
+
+    The keys are rewritten only if they did not change since they were read (`keys_version`); otherwise the
+    rotation reads them again. So concurrent rotations each add their key, as if they had run one after another.
+    """
     if not 0 <= overlap_seconds <= MAX_ROTATION_OVERLAP_SECONDS:
         raise ValidationError(
             f"overlapSeconds must be between 0 and {MAX_ROTATION_OVERLAP_SECONDS}", field="overlapSeconds"
         )
-    now = utcnow()
-    expires_at = now + timedelta(seconds=overlap_seconds)
     plain = new_api_key()
-    # Keys already expired are dropped; the others expire at the end of the overlap (never later than before).
-    kept = [
-        key.model_copy(update={"expires_at": min(key.expires_at or expires_at, expires_at)})
-        for key in environment.api_keys
-        if key.is_valid(now)
-    ]
-    keys = [*kept, _api_key_record(plain)]
-    await Environment.get_pymongo_collection().update_one(
-        {"_id": environment.id}, {"$set": {"api_keys": [key.model_dump() for key in keys]}}
-    )
-    environment.api_keys = keys
-    return IssuedEnvironment(environment=environment, api_key=plain)
+    record = _api_key_record(plain)
+    for attempt in range(_ROTATION_ATTEMPTS):
+        current = await Environment.get(environment.id)
+        if current is None:
+            raise UnauthenticatedError("unknown or expired API key")
+        now = utcnow()
+        expires_at = now + timedelta(seconds=overlap_seconds)
+        # Keys already expired are dropped; the others expire at the end of the overlap (never later than before).
+        kept = [
+            key.model_copy(update={"expires_at": min(key.expires_at or expires_at, expires_at)})
+            for key in current.api_keys
+            if key.is_valid(now)
+        ]
+        keys = [*kept, record]
+        result = await Environment.get_pymongo_collection().update_one(
+            _at_version(current.id, current.keys_version),
+            {"$set": {"api_keys": [key.model_dump() for key in keys]}, "$inc": {"keys_version": 1}},
+        )
+        if result.matched_count == 1:
+            current.api_keys = keys
+            current.keys_version += 1
+            return IssuedEnvironment(environment=current, api_key=plain)
+        await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not a secret
+    raise UnavailableError("too many concurrent changes to this environment's API keys; try again")

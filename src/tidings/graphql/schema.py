@@ -6,6 +6,7 @@ from functools import partial
 from typing import Any
 
 import strawberry
+from graphql.error import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -16,7 +17,9 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
+from tidings.graphql.activity.queries import ActivityQueries
 from tidings.graphql.diagnostics.mutations import DiagnosticsMutations
 from tidings.graphql.diagnostics.queries import DiagnosticsQueries
 from tidings.graphql.environments.mutations import EnvironmentMutations
@@ -30,6 +33,7 @@ from tidings.graphql.subscribers.mutations import SubscriberMutations
 from tidings.graphql.subscribers.queries import SubscriberQueries
 from tidings.graphql.topics.mutations import TopicMutations
 from tidings.graphql.topics.queries import TopicQueries
+from tidings.graphql.triggers.mutations import TriggerMutations
 from tidings.graphql.workflows.mutations import WorkflowMutations
 from tidings.graphql.workflows.queries import WorkflowQueries
 
@@ -42,6 +46,7 @@ QUERIES: tuple[type, ...] = (
     WorkflowQueries,
     PreferenceQueries,
     DiagnosticsQueries,
+    ActivityQueries,
 )
 MUTATIONS: tuple[type, ...] = (
     EnvironmentMutations,
@@ -51,6 +56,7 @@ MUTATIONS: tuple[type, ...] = (
     WorkflowMutations,
     PreferenceMutations,
     DiagnosticsMutations,
+    TriggerMutations,
 )
 
 Query: Any = merge_types("Query", QUERIES)
@@ -60,11 +66,17 @@ Mutation: Any = merge_types("Mutation", MUTATIONS)
 _CACHE_SIZE = 1024
 
 
+class TidingsSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Strawberry logs every error at ERROR with its message, and graphql-core's messages quote the variables a
+        client sent (passwords too). `CodedErrors` logs the unexpected ones instead; the rest are the client's."""
+
+
 def build_schema(
     *, max_depth: int = 12, max_tokens: int = 2000, max_aliases: int = 30, introspection: bool = True
 ) -> strawberry.Schema:
     hardening = [] if introspection else [DisableIntrospection]
-    return strawberry.Schema(
+    return TidingsSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),

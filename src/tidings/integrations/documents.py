@@ -43,7 +43,17 @@ class Integration(Document):
                 partialFilterExpression={"primary": True},
                 name=PRIMARY_INDEX,
             ),
-            # Listing by channel in `_id` order, clearing a channel's primary, and picking the next one to promote.
+            # Listing by channel in `_id` order.
             IndexModel([("environment_id", ASCENDING), ("channel", ASCENDING), ("_id", ASCENDING)]),
+            # The oldest active non-primary integration of a channel, promoted when the primary goes.
+            IndexModel(
+                [
+                    ("environment_id", ASCENDING),
+                    ("channel", ASCENDING),
+                    ("active", ASCENDING),
+                    ("primary", ASCENDING),
+                    ("_id", ASCENDING),
+                ]
+            ),
             IndexModel([("environment_id", ASCENDING), ("_id", ASCENDING)]),
         ]

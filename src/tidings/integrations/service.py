@@ -4,12 +4,18 @@ A channel's primary integration is the one deliveries use first. There is at mos
 which a unique partial index enforces; it is always active. The first active integration of a channel becomes
 primary unless the client says otherwise, and when the primary is deactivated or deleted the oldest other active
 integration of that channel takes over.
+
+Both rules hold under concurrency: every write that changes `active` or `primary` matches only the state it was
+computed from (otherwise the request reads again), and the index refuses a second primary. A create inserts the
+record as not primary and promotes it afterwards, so a create that fails changes no other integration.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import random
 import re
+from datetime import datetime
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -35,8 +41,9 @@ from tidings.integrations.credentials import (
 from tidings.integrations.documents import IDENTIFIER_INDEX, PRIMARY_INDEX, Integration
 from tidings.integrations.providers import PROVIDERS, ProviderSpec
 
-# Each retry follows a concurrent request that took the identifier or the primary role in between.
-_ATTEMPTS = 5
+# Each retry follows a concurrent request that took the identifier or the primary role, or changed the record, in
+# between; every round lets at least one of the colliding requests through.
+_ATTEMPTS = 20
 
 
 def _violates(error: DuplicateKeyError, index: str) -> bool:
@@ -62,11 +69,14 @@ async def list_integrations(
 
 async def _free_identifier(environment_id: PydanticObjectId, base: str) -> str:
     """`base`, or `base-2`, `base-3`… whichever is first free in the environment."""
-    pattern = f"^{re.escape(base)}(-[0-9]+)?$"
+    # A range, not a `^` regex, so the identifier index serves it (SecantusDB scans for regexes): slugs hold only
+    # [a-z0-9-], so [base, base + ".") is `base` and every `base-…`; the pattern then keeps `base-<number>`.
+    pattern = re.compile(f"^{re.escape(base)}(-[0-9]+)?$")
     cursor = Integration.get_pymongo_collection().find(
-        {"environment_id": environment_id, "identifier": {"$regex": pattern}}, {"identifier": 1}
+        {"environment_id": environment_id, "identifier": {"$gte": base, "$lt": base + "."}},
+        {"identifier": 1},
     )
-    taken = {row["identifier"] async for row in cursor}
+    taken = {row["identifier"] async for row in cursor if pattern.match(row["identifier"])}
     if base not in taken:
         return base
     number = 2
@@ -75,34 +85,78 @@ async def _free_identifier(environment_id: PydanticObjectId, base: str) -> str:
     return f"{base}-{number}"
 
 
+async def _pause(attempt: int) -> None:
+    """A little random wait before retrying, so requests that collided do not collide again in lockstep."""
+    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not a secret
+
+
+async def _clear_primary(environment_id: PydanticObjectId, channel: Channel, keep: PydanticObjectId | None) -> None:
+    """Take the role from the channel's primary unless it is `keep`; the write matches only while it still is."""
+    collection = Integration.get_pymongo_collection()
+    current = await collection.find_one(
+        {"environment_id": environment_id, "channel": channel.value, "primary": True}, {"_id": 1}
+    )
+    if current is not None and current["_id"] != keep:
+        await collection.update_one(
+            {"_id": current["_id"], "environment_id": environment_id, "primary": True},
+            {"$set": {"primary": False, "updated_at": utcnow()}},
+        )
+
+
 async def _has_primary(environment_id: PydanticObjectId, channel: Channel) -> bool:
     query = {"environment_id": environment_id, "channel": channel.value, "primary": True}
     return await Integration.get_pymongo_collection().find_one(query, {"_id": 1}) is not None
 
 
-async def _clear_primary(environment_id: PydanticObjectId, channel: Channel, keep: PydanticObjectId | None) -> None:
-    await Integration.get_pymongo_collection().update_many(
-        {"environment_id": environment_id, "channel": channel.value, "primary": True, "_id": {"$ne": keep}},
-        {"$set": {"primary": False, "updated_at": utcnow()}},
-    )
+async def _make_primary(
+    environment_id: PydanticObjectId, integration_id: PydanticObjectId, now: datetime | None = None
+) -> bool:
+    """Promote one integration if it is still active and not primary; False if the channel has a primary or the
+    integration changed meanwhile (the unique index refuses a second primary, however the requests interleave)."""
+    try:
+        result = await Integration.get_pymongo_collection().update_one(
+            {"_id": integration_id, "environment_id": environment_id, "active": True, "primary": False},
+            {"$set": {"primary": True, "updated_at": now or utcnow()}},
+        )
+    except DuplicateKeyError as error:
+        if not _violates(error, PRIMARY_INDEX):
+            raise
+        return False
+    return result.modified_count == 1
+
+
+async def _take_primary(
+    environment_id: PydanticObjectId, channel: Channel, integration_id: PydanticObjectId, now: datetime
+) -> bool:
+    """Make the integration its channel's primary, taking the role from another; False if it became inactive."""
+    for attempt in range(_ATTEMPTS):
+        await _clear_primary(environment_id, channel, keep=integration_id)
+        if await _make_primary(environment_id, integration_id, now):
+            return True
+        state = await Integration.get_pymongo_collection().find_one(
+            {"_id": integration_id, "environment_id": environment_id}, {"active": 1, "primary": 1}
+        )
+        if state is None or not state.get("active"):
+            return False
+        if state.get("primary"):
+            return True
+        await _pause(attempt)
+    raise UnavailableError("too many concurrent changes to this channel's integrations; try again")
 
 
 async def _promote_next(environment_id: PydanticObjectId, channel: Channel) -> None:
     """Make the oldest active integration of the channel primary, unless something already is."""
-    collection = Integration.get_pymongo_collection()
-    candidate = await collection.find_one(
-        {"environment_id": environment_id, "channel": channel.value, "active": True, "primary": False},
-        {"_id": 1},
-        sort=[("_id", ASCENDING)],
-    )
-    if candidate is None:
-        return
-    # A duplicate key means another request made a primary meanwhile: the channel has one, which is all we wanted.
-    with contextlib.suppress(DuplicateKeyError):
-        await collection.update_one(
-            {"_id": candidate["_id"], "environment_id": environment_id, "active": True},
-            {"$set": {"primary": True, "updated_at": utcnow()}},
+    for _ in range(_ATTEMPTS):
+        candidate = await Integration.get_pymongo_collection().find_one(
+            {"environment_id": environment_id, "channel": channel.value, "active": True, "primary": False},
+            {"_id": 1},
+            sort=[("_id", ASCENDING)],
         )
+        if candidate is None or await _make_primary(environment_id, candidate["_id"]):
+            return
+        if await _has_primary(environment_id, channel):
+            return  # another request made one meanwhile, which is all we wanted
+        # The candidate was deactivated or deleted between the read and the write: try the next one.
 
 
 async def create_integration(
@@ -134,28 +188,27 @@ async def create_integration(
         created_at=now,
         updated_at=now,
     )
-    for _ in range(_ATTEMPTS):
-        if command.primary:
-            await _clear_primary(environment_id, spec.channel, keep=None)
-            integration.primary = True
-        else:
-            integration.primary = (
-                command.primary is None and command.active and not await _has_primary(environment_id, spec.channel)
-            )
+    # Inserted as not primary, then promoted: a create that fails (a taken identifier) changes no other record.
+    for attempt in range(_ATTEMPTS):
         try:
             await integration.insert()
+            break
         except DuplicateKeyError as error:
-            if _violates(error, IDENTIFIER_INDEX):
-                if command.identifier:
-                    raise AlreadyExistsError(
-                        f"integration {command.identifier!r} already exists", field="input.identifier"
-                    ) from None
-                integration.identifier = await _free_identifier(environment_id, spec.id)
-            elif not _violates(error, PRIMARY_INDEX):
+            if not _violates(error, IDENTIFIER_INDEX):
                 raise
-            continue
-        return integration
-    raise UnavailableError("too many concurrent changes to this channel's integrations; try again")
+            if command.identifier:
+                raise AlreadyExistsError(
+                    f"integration {command.identifier!r} already exists", field="input.identifier"
+                ) from None
+            integration.identifier = await _free_identifier(environment_id, spec.id)
+            await _pause(attempt)
+    else:
+        raise UnavailableError("too many concurrent changes to this channel's integrations; try again")
+    if command.primary:
+        integration.primary = await _take_primary(environment_id, spec.channel, integration_id, now)
+    elif command.primary is None and command.active:
+        integration.primary = await _make_primary(environment_id, integration_id, now)
+    return integration
 
 
 def _changed_settings(
@@ -187,12 +240,10 @@ def _changed_settings(
     return {"config": new_config, "credentials": credentials}
 
 
-async def update_integration(
-    environment_id: PydanticObjectId, identifier: str, command: UpdateIntegration, cipher: Cipher
-) -> Integration:
-    """Change what the command gives; the provider (and so the channel) of an integration never changes."""
-    integration = await get_integration(environment_id, identifier)
-    spec = PROVIDERS[integration.provider_id]
+def _changes(
+    spec: ProviderSpec, integration: Integration, command: UpdateIntegration, cipher: Cipher
+) -> dict[str, Any]:
+    """The fields to set on `integration` as read; the role rules are checked against that state."""
     given = command.model_fields_set
     changes: dict[str, Any] = {name: getattr(command, name) for name in given & {"name", "active"}}
     if given & {"config", "credentials"}:
@@ -202,31 +253,46 @@ async def update_integration(
     if primary and not active:
         if command.primary:
             raise ValidationError("an inactive integration cannot be primary", field="input.primary")
-        primary = False  # deactivating the primary hands the role on (below)
+        primary = False  # deactivating the primary hands the role on
     if primary != integration.primary:
         changes["primary"] = bool(primary)
     changes["updated_at"] = utcnow()
-    for _ in range(_ATTEMPTS):
-        if primary and not integration.primary:
+    return changes
+
+
+async def update_integration(
+    environment_id: PydanticObjectId, identifier: str, command: UpdateIntegration, cipher: Cipher
+) -> Integration:
+    """Change what the command gives; the provider (and so the channel) of an integration never changes.
+
+    The write matches only while `active` and `primary` are as read: a concurrent change of either (another
+    update, a takeover, a hand-over) makes it read again and re-check the rules, so a primary is always active.
+    """
+    collection = Integration.get_pymongo_collection()
+    for attempt in range(_ATTEMPTS):
+        integration = await get_integration(environment_id, identifier)
+        changes = _changes(PROVIDERS[integration.provider_id], integration, command, cipher)
+        if changes.get("primary"):
             await _clear_primary(environment_id, integration.channel, keep=integration.id)
+        as_read = {"active": integration.active, "primary": integration.primary}
         try:
-            result = await Integration.get_pymongo_collection().update_one(
-                {"_id": integration.id, "environment_id": environment_id}, {"$set": changes}
+            result = await collection.update_one(
+                {"_id": integration.id, "environment_id": environment_id, **as_read}, {"$set": changes}
             )
         except DuplicateKeyError as error:
             if not _violates(error, PRIMARY_INDEX):
                 raise
+            await _pause(attempt)  # another integration took the role after we cleared it
             continue
         if result.matched_count == 0:
-            raise NotFoundError(f"no integration {identifier[:64]!r} in this environment", field="identifier")
-        break
-    else:
-        raise UnavailableError("too many concurrent changes to this channel's integrations; try again")
-    if integration.primary and not active:
-        await _promote_next(environment_id, integration.channel)
-    for name, value in changes.items():
-        setattr(integration, name, value)
-    return integration
+            await _pause(attempt)  # changed (or deleted) since the read
+            continue
+        if integration.primary and not changes.get("active", integration.active):
+            await _promote_next(environment_id, integration.channel)
+        for name, value in changes.items():
+            setattr(integration, name, value)
+        return integration
+    raise UnavailableError("too many concurrent changes to this channel's integrations; try again")
 
 
 async def delete_integration(environment_id: PydanticObjectId, identifier: str) -> None:

@@ -26,4 +26,6 @@ class SubscriberPreference(Document):
             IndexModel(
                 [("environment_id", ASCENDING), ("subscriber_id", ASCENDING), ("workflow_id", ASCENDING)], unique=True
             ),
+            # Deleting a workflow deletes every subscriber's choices for it.
+            IndexModel([("environment_id", ASCENDING), ("workflow_id", ASCENDING)]),
         ]

@@ -1,7 +1,8 @@
 """The preference merge, as Novu orders it: workflow default < subscriber global < subscriber per-workflow.
 
-`readOnly` workflows ignore every subscriber choice; `critical` workflows cannot be turned off by a subscriber
-(a channel the workflow enables stays enabled). Pure functions, so the whole table is unit-tested.
+`readOnly` workflows ignore every subscriber choice; on a `critical` workflow a channel the workflow enables stays
+enabled whatever the subscriber chose, while a channel it disables follows the subscriber's choices like any other
+(a subscriber may switch it on). Pure functions, so the whole table is unit-tested.
 """
 
 from __future__ import annotations

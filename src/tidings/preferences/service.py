@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from tidings.core.channels import Channel
 from tidings.core.clock import utcnow
+from tidings.core.errors import NotFoundError, UnavailableError
+from tidings.core.pagination import Page, PageRequest, encode_cursor, paginate
 from tidings.preferences.documents import SubscriberPreference
 from tidings.preferences.merge import Decision, merge_channel
-from tidings.subscribers.service import get_subscriber
+from tidings.subscribers.documents import Subscriber
+from tidings.subscribers.service import UPSERT_ATTEMPTS, get_subscriber
 from tidings.workflows.documents import Workflow
 from tidings.workflows.service import get_workflow
 
@@ -23,6 +28,21 @@ class EffectivePreference:
     channels: dict[Channel, Decision]
 
 
+async def _upsert_choices(key: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    collection = SubscriberPreference.get_pymongo_collection()
+    for _ in range(UPSERT_ATTEMPTS):
+        try:
+            raw: dict[str, Any] | None = await collection.find_one_and_update(
+                key, update, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            continue  # MongoDB: a parallel upsert inserted the row first; the retry updates it
+        if raw is not None:
+            return raw
+        # SecantusDB answers some parallel upserts with nothing; the retry updates the row.
+    raise UnavailableError("these preferences changed too often to record; try again")
+
+
 async def set_subscriber_preference(
     environment_id: PydanticObjectId,
     subscriber_id: str,
@@ -31,22 +51,26 @@ async def set_subscriber_preference(
 ) -> SubscriberPreference:
     """Record the subscriber's choice per channel (`None` forgets a choice); `workflow_id=None` is the global row.
 
-    Choices on `readOnly` or `critical` workflows are kept but do not apply; the effective view says why.
+    Choices on `readOnly` workflows are kept but do not apply, nor do choices turning off a channel that a
+    `critical` workflow enables; the effective view says why.
     """
-    await get_subscriber(environment_id, subscriber_id)
-    if workflow_id is not None:
-        await get_workflow(environment_id, workflow_id)
+    subscriber = await get_subscriber(environment_id, subscriber_id)
+    workflow = None if workflow_id is None else await get_workflow(environment_id, workflow_id)
     chosen = {f"channels.{channel.value}": value for channel, value in channels.items() if value is not None}
     forgotten = {f"channels.{channel.value}": "" for channel, value in channels.items() if value is None}
-    update: dict[str, object] = {"$set": {**chosen, "updated_at": utcnow()}}
+    update: dict[str, Any] = {"$set": {**chosen, "updated_at": utcnow()}}
     if forgotten:
         update["$unset"] = forgotten
-    raw = await SubscriberPreference.get_pymongo_collection().find_one_and_update(
-        {"environment_id": environment_id, "subscriber_id": subscriber_id, "workflow_id": workflow_id},
-        update,
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
+    key = {"environment_id": environment_id, "subscriber_id": subscriber_id, "workflow_id": workflow_id}
+    raw = await _upsert_choices(key, update)
+    # `delete_subscriber` and `delete_workflow` remove the choices after the record: a row written after that
+    # would outlive them (and be inherited by a record re-created with the same id), so check again and drop it.
+    if await Subscriber.find_one({"environment_id": environment_id, "_id": subscriber.id}) is None:
+        await SubscriberPreference.get_pymongo_collection().delete_one({"_id": raw["_id"]})
+        raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
+    if workflow is not None and await Workflow.find_one({"environment_id": environment_id, "_id": workflow.id}) is None:
+        await SubscriberPreference.get_pymongo_collection().delete_one({"_id": raw["_id"]})
+        raise NotFoundError(f"no workflow {workflow_id!r}", field="workflowId")
     stored: SubscriberPreference = SubscriberPreference.model_validate(raw)
     return stored
 
@@ -75,21 +99,35 @@ def effective_channels(
 
 
 async def effective_preferences(
-    environment_id: PydanticObjectId, subscriber_id: str, workflow_id: str | None = None
-) -> list[EffectivePreference]:
-    """Every workflow of the environment (or just `workflow_id`), each channel decided with its reason."""
+    environment_id: PydanticObjectId, subscriber_id: str, request: PageRequest, workflow_id: str | None = None
+) -> Page[EffectivePreference]:
+    """A page of the environment's workflows in `_id` order (or just `workflow_id`), each channel decided with its
+    reason. Only the subscriber's choices for the workflows of the page are read."""
     await get_subscriber(environment_id, subscriber_id)
-    if workflow_id is not None:
-        workflows = [await get_workflow(environment_id, workflow_id)]
+    if workflow_id is None:
+        workflows = await paginate(Workflow.find({"environment_id": environment_id}), request)
     else:
-        workflows = await Workflow.find({"environment_id": environment_id}).sort("+_id").to_list()
-    rows = await SubscriberPreference.find({"environment_id": environment_id, "subscriber_id": subscriber_id}).to_list()
+        workflow = await get_workflow(environment_id, workflow_id)
+        assert workflow.id is not None  # loaded from the database
+        shown = [workflow] if request.after is None or workflow.id > request.after else []
+        workflows = Page(items=shown, cursors=[encode_cursor(workflow.id) for _ in shown], has_next_page=False)
+    rows = await SubscriberPreference.find(
+        {
+            "environment_id": environment_id,
+            "subscriber_id": subscriber_id,
+            "workflow_id": {"$in": [None, *(workflow.workflow_id for workflow in workflows.items)]},
+        }
+    ).to_list()
     by_workflow = {row.workflow_id: row.channels for row in rows}
     subscriber_global = by_workflow.get(None, {})
-    return [
-        EffectivePreference(
-            workflow=workflow,
-            channels=effective_channels(workflow, subscriber_global, by_workflow.get(workflow.workflow_id, {})),
-        )
-        for workflow in workflows
-    ]
+    return Page(
+        items=[
+            EffectivePreference(
+                workflow=workflow,
+                channels=effective_channels(workflow, subscriber_global, by_workflow.get(workflow.workflow_id, {})),
+            )
+            for workflow in workflows.items
+        ],
+        cursors=workflows.cursors,
+        has_next_page=workflows.has_next_page,
+    )

@@ -11,15 +11,27 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 
 from tidings.subscribers.documents import ChatEndpoint, PushEndpoint
 
-SUBSCRIBER_ID = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+_SUBSCRIBER_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+MAX_SUBSCRIBER_ID_LENGTH = 128
+SUBSCRIBER_ID = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_SUBSCRIBER_ID_LENGTH, pattern=_SUBSCRIBER_ID_PATTERN)
+]
 NAME = Annotated[str, StringConstraints(max_length=256)]
 INTEGRATION_IDENTIFIER = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 # E.164: a plus, a country code and up to fifteen digits.
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 # BCP 47 shape (language, then subtags): en, en-US, pt-BR, zh-Hant-TW.
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_MAX_LOCALE = 35  # the longest tag BCP 47 implementations must accept
 _MAX_URL = 2048
 _MAX_DEVICE_TOKENS = 50
+# Endpoints per channel: a person has a few devices and chat accounts, not thousands (each is a document field).
+MAX_ENDPOINTS = 20
+
+
+def is_subscriber_id(value: str) -> bool:
+    """The rule of `SUBSCRIBER_ID`, for ids that arrive outside a command (topic members)."""
+    return 1 <= len(value) <= MAX_SUBSCRIBER_ID_LENGTH and re.match(_SUBSCRIBER_ID_PATTERN, value) is not None
 
 
 @cache
@@ -67,8 +79,8 @@ class SubscriberFields(BaseModel):
     locale: str | None = None
     timezone: str | None = None
     data: dict[str, Any] | None = None
-    push: list[PushEndpointInput] | None = None
-    chat: list[ChatEndpointInput] | None = None
+    push: Annotated[list[PushEndpointInput], Field(max_length=MAX_ENDPOINTS)] | None = None
+    chat: Annotated[list[ChatEndpointInput], Field(max_length=MAX_ENDPOINTS)] | None = None
 
     _check_avatar = field_validator("avatar")(_http_url)
 
@@ -82,8 +94,8 @@ class SubscriberFields(BaseModel):
     @field_validator("locale")
     @classmethod
     def _locale(cls, value: str | None) -> str | None:
-        if value is not None and not _LOCALE.match(value):
-            raise ValueError("must be a BCP 47 language tag such as en or pt-BR")
+        if value is not None and (len(value) > _MAX_LOCALE or not _LOCALE.match(value)):
+            raise ValueError(f"must be a BCP 47 language tag such as en or pt-BR, at most {_MAX_LOCALE} characters")
         return value
 
     @field_validator("timezone")
@@ -102,6 +114,9 @@ class SubscriberFields(BaseModel):
                 value = [endpoint.to_document().model_dump() for endpoint in value or []]
             elif name == "data":
                 value = value or {}
+            elif name == "email":
+                # Search is case-insensitive on this copy; `email` keeps what was sent (its domain normalised).
+                changes["email_lower"] = value.lower() if value else None
             changes[name] = value
         return changes
 

@@ -31,6 +31,7 @@ class Subscriber(Document):
     environment_id: PydanticObjectId
     subscriber_id: str
     email: str | None = None
+    email_lower: str | None = None  # what search matches: addresses differ in case, people search in lowercase
     phone: str | None = None
     first_name: str | None = None
     last_name: str | None = None
@@ -49,6 +50,6 @@ class Subscriber(Document):
         name = "subscribers"
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING)], unique=True),
-            IndexModel([("environment_id", ASCENDING), ("email", ASCENDING)]),
+            IndexModel([("environment_id", ASCENDING), ("email_lower", ASCENDING)]),
             IndexModel([("environment_id", ASCENDING), ("_id", ASCENDING)]),
         ]

@@ -8,17 +8,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from tidings.core.clock import utcnow
-from tidings.core.errors import AlreadyExistsError, NotFoundError, ValidationError
+from tidings.core.errors import AlreadyExistsError, NotFoundError, UnavailableError, ValidationError
 from tidings.core.limits import Limits
 from tidings.core.pagination import Page, PageRequest, paginate, paginate_any
 from tidings.preferences.documents import SubscriberPreference
 from tidings.subscribers.commands import SubscriberFields, UpsertSubscriber
 from tidings.subscribers.documents import Subscriber
 from tidings.topics.documents import TopicSubscription
+
+# Attempts of an upsert that lost a race to create the same record: the retry finds it and updates it.
+UPSERT_ATTEMPTS = 5
+MAX_SEARCH_LENGTH = 256
+_MAX_CODE_POINT = 0x10FFFF
+_SURROGATES = range(0xD800, 0xE000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +61,17 @@ def _key(environment_id: PydanticObjectId, subscriber_id: str) -> dict[str, Any]
     return {"environment_id": environment_id, "subscriber_id": subscriber_id}
 
 
-def _upsert_update(command: UpsertSubscriber, now: Any) -> dict[str, Any]:
-    return {"$set": {**command.changes(), "updated_at": now}, "$setOnInsert": {"created_at": now, "is_online": False}}
+def _upsert_update(command: UpsertSubscriber, now: Any, new_id: ObjectId | None = None) -> dict[str, Any]:
+    on_insert: dict[str, Any] = {"created_at": now, "is_online": False}
+    if new_id is not None:
+        on_insert["_id"] = new_id
+    return {"$set": {**command.changes(), "updated_at": now}, "$setOnInsert": on_insert}
+
+
+def check_bulk_size(count: int, limits: Limits) -> None:
+    """Before anything else looks at the items: validating 100,000 of them costs seconds of CPU."""
+    if not 1 <= count <= limits.bulk_upsert_max:
+        raise ValidationError(f"send 1 to {limits.bulk_upsert_max} subscribers", field="input.subscribers")
 
 
 async def create_subscriber(environment_id: PydanticObjectId, command: UpsertSubscriber, limits: Limits) -> Subscriber:
@@ -75,23 +91,32 @@ async def upsert_subscriber(
 ) -> tuple[Subscriber, bool]:
     """Create the subscriber or apply the sent fields to it, atomically; returns it and whether it was created."""
     _check_data(command, limits, "input")
-    now = utcnow()
-    raw = await Subscriber.get_pymongo_collection().find_one_and_update(
-        _key(environment_id, command.subscriber_id),
-        _upsert_update(command, now),
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    subscriber = Subscriber.model_validate(raw)
-    return subscriber, subscriber.created_at == now
+    # Each attempt offers its own `_id` for the insert: the record was created by this call exactly when it carries
+    # one of them (two calls in the same millisecond would both see their `created_at`).
+    offered: list[ObjectId] = []
+    for _ in range(UPSERT_ATTEMPTS):
+        offered.append(ObjectId())
+        try:
+            raw = await Subscriber.get_pymongo_collection().find_one_and_update(
+                _key(environment_id, command.subscriber_id),
+                _upsert_update(command, utcnow(), offered[-1]),
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            continue  # MongoDB: a parallel upsert inserted it first; the retry updates it
+        if raw is None:
+            continue  # SecantusDB answers some parallel upserts with nothing; the retry updates the record
+        subscriber = Subscriber.model_validate(raw)
+        return subscriber, subscriber.id in offered
+    raise UnavailableError(f"subscriber {command.subscriber_id!r} changed too often to upsert; try again")
 
 
 async def bulk_upsert_subscribers(
     environment_id: PydanticObjectId, commands: Sequence[UpsertSubscriber], limits: Limits
 ) -> BulkUpsertResult:
     """Validate every item first (nothing is written if one is bad), then upsert all in one bulk write."""
-    if not 1 <= len(commands) <= limits.bulk_upsert_max:
-        raise ValidationError(f"send 1 to {limits.bulk_upsert_max} subscribers", field="input.subscribers")
+    check_bulk_size(len(commands), limits)
     seen: set[str] = set()
     for index, command in enumerate(commands):
         if command.subscriber_id in seen:
@@ -127,6 +152,24 @@ async def existing_subscriber_ids(environment_id: PydanticObjectId, subscriber_i
     return {row["subscriber_id"] async for row in rows}
 
 
+async def subscriber_object_ids(
+    environment_id: PydanticObjectId, subscriber_ids: Sequence[str]
+) -> dict[str, PydanticObjectId]:
+    """The database id of each subscriber that exists: it tells a subscriber from one re-created with its id."""
+    rows = Subscriber.get_pymongo_collection().find(
+        {"environment_id": environment_id, "subscriber_id": {"$in": list(subscriber_ids)}}, {"subscriber_id": 1}
+    )
+    return {row["subscriber_id"]: row["_id"] async for row in rows}
+
+
+async def still_existing(environment_id: PydanticObjectId, object_ids: Sequence[ObjectId]) -> set[ObjectId]:
+    """Which of these subscriber records were not deleted (by database id, so a re-created one does not count)."""
+    rows = Subscriber.get_pymongo_collection().find(
+        {"environment_id": environment_id, "_id": {"$in": list(object_ids)}}, {"_id": 1}
+    )
+    return {row["_id"] async for row in rows}
+
+
 async def subscribers_by_id(environment_id: PydanticObjectId, subscriber_ids: Sequence[str]) -> dict[str, Subscriber]:
     found = await Subscriber.find(
         {"environment_id": environment_id, "subscriber_id": {"$in": list(subscriber_ids)}}
@@ -134,19 +177,44 @@ async def subscribers_by_id(environment_id: PydanticObjectId, subscriber_ids: Se
     return {subscriber.subscriber_id: subscriber for subscriber in found}
 
 
+def prefix_range(prefix: str) -> dict[str, str]:
+    """The strings starting with `prefix`, as a range an index serves: [prefix, prefix with its last character
+    incremented). A last character that cannot be incremented (U+10FFFF) is dropped and the one before it taken."""
+    for end in range(len(prefix), 0, -1):
+        code = ord(prefix[end - 1]) + 1
+        if code in _SURROGATES:
+            code = _SURROGATES.stop  # BSON strings are UTF-8, which has no surrogates
+        if code <= _MAX_CODE_POINT:
+            return {"$gte": prefix, "$lt": prefix[: end - 1] + chr(code)}
+    return {"$gte": prefix}
+
+
+def _check_search(search: str) -> str:
+    if len(search) > MAX_SEARCH_LENGTH:
+        raise ValidationError(f"search is at most {MAX_SEARCH_LENGTH} characters", field="search")
+    try:
+        search.encode()
+    except UnicodeEncodeError:
+        raise ValidationError("search must be valid Unicode text", field="search") from None
+    return search
+
+
 async def list_subscribers(
     environment_id: PydanticObjectId, request: PageRequest, search: str | None = None
 ) -> Page[Subscriber]:
-    """Subscribers in creation order; `search` matches the start of the subscriberId or the email."""
+    """Subscribers in creation order; `search` matches the start of the subscriberId, or of the email in any case."""
     if not search:
         return await paginate(Subscriber.find({"environment_id": environment_id}), request)
+    _check_search(search)
     # A range, not an anchored regex, and a hint: SecantusDB's planner scans the collection for `^` regexes and for
     # a range next to the `_id` bound of the page; MongoDB plans both well and honours the hint just the same.
-    prefix = {"$gte": search, "$lt": search[:-1] + chr(ord(search[-1]) + 1)}
     return await paginate_any(
         [
-            Subscriber.find({"environment_id": environment_id, field: prefix}, hint=[("environment_id", 1), (field, 1)])
-            for field in ("subscriber_id", "email")
+            Subscriber.find(
+                {"environment_id": environment_id, field: prefix_range(value)},
+                hint=[("environment_id", 1), (field, 1)],
+            )
+            for field, value in (("subscriber_id", search), ("email_lower", search.lower()))
         ],
         request,
     )

@@ -15,8 +15,9 @@ from tidings.core.clock import utcnow
 from tidings.core.errors import AlreadyExistsError, NotFoundError, ValidationError
 from tidings.core.limits import Limits
 from tidings.core.pagination import Page, PageRequest, paginate
+from tidings.subscribers.commands import is_subscriber_id
 from tidings.subscribers.documents import Subscriber
-from tidings.subscribers.service import existing_subscriber_ids, get_subscriber, subscribers_by_id
+from tidings.subscribers.service import get_subscriber, still_existing, subscriber_object_ids, subscribers_by_id
 from tidings.topics.documents import Topic, TopicSubscription
 
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -94,6 +95,12 @@ def _check_batch(subscriber_ids: Sequence[str], limits: Limits) -> list[str]:
         raise ValidationError(
             f"send 1 to {limits.topic_subscribers_per_call} subscriber ids", field="input.subscriberIds"
         )
+    for index, subscriber_id in enumerate(subscriber_ids):
+        if not is_subscriber_id(subscriber_id):
+            raise ValidationError(
+                "a subscriberId is 1 to 128 characters without control characters",
+                field=f"input.subscriberIds.{index}",
+            )
     return list(dict.fromkeys(subscriber_ids))  # de-duplicated, order kept
 
 
@@ -102,15 +109,15 @@ async def add_subscribers(
 ) -> MembershipChange:
     """Add existing subscribers; unknown ids are reported, members already in the topic are left as they are."""
     wanted = _check_batch(subscriber_ids, limits)
-    await get_topic(environment_id, key)
-    existing = await existing_subscriber_ids(environment_id, wanted)
+    topic = await get_topic(environment_id, key)
+    existing = await subscriber_object_ids(environment_id, wanted)
     to_add = [subscriber_id for subscriber_id in wanted if subscriber_id in existing]
     duplicates: set[str] = set()
-    if to_add:
-        rows = [
-            TopicSubscription(environment_id=environment_id, topic_key=key, subscriber_id=subscriber_id)
-            for subscriber_id in to_add
-        ]
+    rows = [
+        TopicSubscription(id=PydanticObjectId(), environment_id=environment_id, topic_key=key, subscriber_id=one)
+        for one in to_add
+    ]
+    if rows:
         try:
             await TopicSubscription.insert_many(rows, ordered=False)
         except BulkWriteError as exc:
@@ -118,11 +125,45 @@ async def add_subscribers(
             if any(failure.get("code") != _DUPLICATE_KEY for failure in failures):
                 raise
             duplicates = {to_add[failure["index"]] for failure in failures}
+    written = [row for row in rows if row.subscriber_id not in duplicates]
+    gone = await _drop_orphans(environment_id, topic, written, existing)
     return MembershipChange(
-        changed=[subscriber_id for subscriber_id in to_add if subscriber_id not in duplicates],
-        unchanged=[subscriber_id for subscriber_id in to_add if subscriber_id in duplicates],
-        not_found=[subscriber_id for subscriber_id in wanted if subscriber_id not in existing],
+        changed=[one for one in to_add if one not in duplicates and one not in gone],
+        unchanged=[one for one in to_add if one in duplicates],
+        not_found=[one for one in wanted if one not in existing or one in gone],
     )
+
+
+async def _drop_orphans(
+    environment_id: PydanticObjectId,
+    topic: Topic,
+    written: list[TopicSubscription],
+    existing: dict[str, PydanticObjectId],
+) -> set[str]:
+    """Delete the memberships just written whose topic or subscriber was deleted since it was read.
+
+    `delete_topic` and `delete_subscriber` remove memberships after the record, so a membership written between
+    the two is theirs to remove, and one written after is ours: checking again after the write leaves no orphan.
+    Records are compared by database id, so a topic or subscriber re-created meanwhile does not inherit them.
+    Returns the subscriber ids whose membership was dropped; NOT_FOUND if the topic itself went.
+    """
+    if not written:
+        return set()
+    # By key, then compared: SecantusDB scans the collection for a filter on key and `_id` together.
+    now = await Topic.get_pymongo_collection().find_one(_scope(environment_id, topic.key), {"_id": 1})
+    topic_alive = now is not None and now["_id"] == topic.id
+    if not topic_alive:
+        orphans = written
+    else:
+        alive = await still_existing(environment_id, [existing[row.subscriber_id] for row in written])
+        orphans = [row for row in written if existing[row.subscriber_id] not in alive]
+    if orphans:
+        await TopicSubscription.get_pymongo_collection().delete_many(
+            {"environment_id": environment_id, "topic_key": topic.key, "_id": {"$in": [row.id for row in orphans]}}
+        )
+    if not topic_alive:
+        raise NotFoundError(f"topic {topic.key!r} not found", field="key")
+    return {row.subscriber_id for row in orphans}
 
 
 async def remove_subscribers(

@@ -7,6 +7,7 @@ throttle).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Self
@@ -31,9 +32,19 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 MAX_URL = 2048
 MAX_DURATION = timedelta(days=366)
-# Accepted starts of a redirect or action URL: http(s), a path on the app, or a template rendering to one of them.
-# Anything else (javascript:, data:, vbscript:) is refused; Novu GHSA-8gr3-5j6f-25gp was `javascript:` XSS.
-_SAFE_URL_PREFIXES = ("http://", "https://", "/", "{{")
+_UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+# Accepted starts of a redirect or action URL: http(s) or a path on the app. Anything else (javascript:, data:,
+# vbscript:) is refused; Novu GHSA-8gr3-5j6f-25gp was `javascript:` XSS. `//host` and `/\host` are not paths:
+# browsers read both as a link to another site.
+_SAFE_URL_PREFIXES = ("http://", "https://", "/")
+_OTHER_SITE_PREFIXES = ("//", "/\\")
+# A template that is one variable, optionally through filters without arguments: `{{ payload.url }}`,
+# `{{ subscriber.data.link | trim }}`. A literal (`{{ 'javascript:…' }}`) or a filter argument is not one. What such
+# a template renders is only known at send time, where the engine checks the URL again and drops an unsafe one.
+_ONE_VARIABLE = re.compile(
+    r"^\{\{-?\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*"
+    r"(?:\s*\|\s*[A-Za-z_][A-Za-z0-9_]*)*\s*-?\}\}$"
+)
 
 
 class TimeUnit(StrEnum):
@@ -53,7 +64,8 @@ def to_timedelta(amount: int, unit: TimeUnit) -> timedelta:
 
 
 def _check_duration(amount: int, unit: TimeUnit) -> None:
-    if to_timedelta(amount, unit) > MAX_DURATION:
+    # Compared in seconds before any timedelta is built: 2147483647 days overflows timedelta.
+    if amount * _UNIT_SECONDS[unit.value] > MAX_DURATION.total_seconds():
         raise FieldError(f"must be at most {MAX_DURATION.days} days", path=("amount",))
 
 
@@ -62,8 +74,13 @@ def safe_url(value: str | None) -> str | None:
         return None
     if len(value) > MAX_URL:
         raise ValueError(f"must be at most {MAX_URL} characters")
-    if not value.lower().startswith(_SAFE_URL_PREFIXES):
-        raise ValueError("must be an http(s) URL, a path starting with /, or a template starting with {{")
+    if _ONE_VARIABLE.match(value):
+        return value
+    if not value.lower().startswith(_SAFE_URL_PREFIXES) or value.startswith(_OTHER_SITE_PREFIXES):
+        raise ValueError(
+            "must start with http://, https:// or a single / (a path), before any template; or be one variable "
+            "such as {{ payload.url }}"
+        )
     return value
 
 

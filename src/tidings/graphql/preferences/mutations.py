@@ -16,7 +16,8 @@ from tidings.preferences.service import set_subscriber_preference
 class PreferenceMutations:
     @strawberry.mutation(
         description="Record a subscriber's channel choices, globally (no `workflowId`) or for one workflow. "
-        "Choices on readOnly or critical workflows are kept but do not apply (see subscriberPreferences)."
+        "Choices on readOnly workflows, and choices turning off a channel that a critical workflow enables, are "
+        "kept but do not apply (see subscriberPreferences)."
     )
     async def set_subscriber_preferences(
         self, info: Info, subscriber_id: str, channels: list[ChannelChoiceInput], workflow_id: str | None = None

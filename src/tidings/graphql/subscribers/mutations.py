@@ -41,6 +41,7 @@ class SubscriberMutations:
         self, info: Info, input: BulkUpsertSubscribersInput
     ) -> BulkUpsertSubscribersResult:
         environment_id = await require_environment_id(info)
+        service.check_bulk_size(len(input.subscribers), info.context.limits)
         commands = [to_upsert(item, f"input.subscribers.{index}") for index, item in enumerate(input.subscribers)]
         result = await service.bulk_upsert_subscribers(environment_id, commands, info.context.limits)
         return BulkUpsertSubscribersResult(created=result.created, updated=result.updated)

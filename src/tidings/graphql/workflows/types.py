@@ -125,7 +125,10 @@ class Workflow:
     name: str
     description: str | None
     tags: list[str]
-    critical: bool = strawberry.field(description="Critical workflows ignore subscriber preferences.")
+    critical: bool = strawberry.field(
+        description="Subscribers cannot turn off a channel that a critical workflow enables; they may still turn on "
+        "one it disables."
+    )
     payload_schema: JSON | None = strawberry.field(description="JSON Schema the trigger payload must satisfy.")
     preferences: WorkflowPreferences
     steps: list[WorkflowStep]

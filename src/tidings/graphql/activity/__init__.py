@@ -1,0 +1,1 @@
+"""GraphQL area: activity (notifications, jobs, execution details)."""

@@ -1,0 +1,1 @@
+"""GraphQL area: triggers (start and cancel workflows)."""
