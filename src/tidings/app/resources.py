@@ -14,7 +14,15 @@ from redis.asyncio import Redis
 from tidings.app.settings import Settings
 from tidings.diagnostics.documents import Probe
 from tidings.environments.documents import Environment
+from tidings.inbox.documents import InboxEvent, InboxMessage, InboxSequence
 from tidings.integrations.documents import Integration
+from tidings.notifications.documents import (
+    Digest,
+    Job,
+    Notification,
+    ThrottleWindow,
+    Trigger,
+)
 from tidings.preferences.documents import SubscriberPreference
 from tidings.subscribers.documents import Subscriber
 from tidings.tasks.broker import BrokerConfig, ReclaimingStreamBroker, build_broker
@@ -30,6 +38,14 @@ DOCUMENT_MODELS: list[Any] = [
     TopicSubscription,
     SubscriberPreference,
     Integration,
+    Trigger,
+    Notification,
+    Job,
+    Digest,
+    ThrottleWindow,
+    InboxMessage,
+    InboxEvent,
+    InboxSequence,
 ]
 
 

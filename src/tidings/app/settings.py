@@ -32,10 +32,11 @@ class Settings(BaseSettings):
     mongodb_url: str | None = None
     mongodb_database: str = "tidings"
     redis_url: str | None = None
-    mongodb_timeout_ms: int = Field(5000, ge=100, le=120_000)
+    mongodb_timeout_ms: int = Field(10_000, ge=100, le=120_000)
     redis_timeout_seconds: float = Field(5.0, gt=0, le=120)
 
-    # HTTP server.
+    # HTTP server. Bodies above `http_max_body_bytes` are refused with 413 before they are parsed.
+    http_max_body_bytes: int = Field(1_048_576, ge=1024, le=100_000_000)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -62,9 +63,23 @@ class Settings(BaseSettings):
     # On SIGTERM a worker stops fetching and waits this long for running tasks (below Kubernetes' default 30 s).
     worker_shutdown_grace_seconds: float = Field(25.0, ge=0, le=3600)
 
+    # Workflow engine: retries of transient provider failures, job leases, rendering caps, outbound URLs.
+    engine_max_attempts: int = Field(5, ge=1, le=50)
+    engine_retry_base_seconds: float = Field(2.0, gt=0, le=3600)
+    engine_retry_max_seconds: float = Field(600.0, gt=0, le=86_400)
+    engine_job_lease_seconds: float = Field(120.0, ge=5, le=3600)
+    render_max_bytes: int = Field(262_144, ge=1024, le=10_000_000)
+    render_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    # Webhook and provider URLs that resolve to private, loopback or link-local addresses are refused (SSRF)
+    # unless this is on: for local development and tests only.
+    allow_private_network_urls: bool = False
+
     # Scheduler leader election: the leader renews a Redis lock that expires after `scheduler_lock_ttl_seconds`.
     scheduler_lock_ttl_seconds: float = Field(10.0, ge=1)
     scheduler_tick_seconds: float = Field(0.2, gt=0, le=10)
+    scheduler_batch: int = Field(500, ge=1, le=100_000)
+    # A queued job or accepted trigger untouched this long lost its wake-up (Redis restarted empty): queue it again.
+    scheduler_requeue_after_seconds: float = Field(300.0, ge=1)
 
     # Domain limits (see tidings.core.limits): page sizes, bulk sizes, and caps on stored documents.
     limit_page_size_default: int = Field(Limits.page_size_default, ge=1, le=1000)
@@ -76,6 +91,9 @@ class Settings(BaseSettings):
     limit_payload_schema_bytes: int = Field(Limits.payload_schema_bytes, ge=1024, le=1_000_000)
     limit_workflow_steps_max: int = Field(Limits.workflow_steps_max, ge=1, le=200)
     limit_tags_max: int = Field(Limits.tags_max, ge=1, le=200)
+    limit_payload_bytes: int = Field(Limits.payload_bytes, ge=1024, le=4_000_000)
+    limit_trigger_recipients_max: int = Field(Limits.trigger_recipients_max, ge=1, le=10_000)
+    limit_bulk_trigger_max: int = Field(Limits.bulk_trigger_max, ge=1, le=1000)
 
     # Liveness of worker and scheduler: they touch a heartbeat file that `tidings healthcheck ROLE` reads.
     heartbeat_dir: Path = Path("/tmp")

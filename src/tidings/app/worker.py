@@ -11,6 +11,7 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 import tidings.tasks.registry  # noqa: F401  (registers every task)
+from tidings.app.engine import engine_deps
 from tidings.app.heartbeat import beat_forever, heartbeat_path
 from tidings.app.resources import open_resources
 from tidings.app.settings import Settings
@@ -28,6 +29,8 @@ async def run_worker(settings: Settings) -> None:
     stop = stop_event_on_signals()
     grace = settings.worker_shutdown_grace_seconds
     async with open_resources(settings, worker=True) as resources:
+        deps, sender = engine_deps(settings, resources)
+        resources.broker.state.engine = deps  # what tasks reach through Taskiq's Context
         finish = asyncio.Event()
         with ThreadPoolExecutor(max_workers=4) as executor:
             receiver = Receiver(
@@ -56,5 +59,6 @@ async def run_worker(settings: Settings) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await sender.aclose()
         with contextlib.suppress(Exception):  # best effort: Redis may be the reason we stop
             await resources.broker.forget_consumer()

@@ -16,3 +16,6 @@ class Limits:
     payload_schema_bytes: int = 65_536
     workflow_steps_max: int = 30
     tags_max: int = 20
+    payload_bytes: int = 65_536
+    trigger_recipients_max: int = 100
+    bulk_trigger_max: int = 100

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from tidings.core.errors import UnavailableError
+
+
+class QueueUnavailableError(UnavailableError):
+    """The broker did not take the task (Redis down or unreachable)."""
+
 
 class TaskQueue(Protocol):
     async def enqueue(self, task_name: str, *args: str) -> None:
-        """Queue the task; returns once the broker accepted it."""
+        """Queue the task; returns once the broker accepted it, raises `QueueUnavailableError` if it did not."""
         ...

@@ -1,0 +1,80 @@
+"""The scheduler's work, done by the elected leader on every tick: put due and lost work back on the queue.
+
+MongoDB is the truth: parked jobs (delays, digest windows, retries) carry `due_at`; a job `queued` long ago whose
+wake-up was lost (Redis restarted empty, or was down when it was queued), a `running` job whose worker's lease ran
+out, and a trigger whose fan-out never started are found here and queued again. Every transition is conditional,
+so any number of sweeps, in any order, never queue a job twice at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tidings.core.clock import utcnow
+from tidings.core.queue import QueueUnavailableError, TaskQueue
+from tidings.notifications.documents import Job, JobStatus, Trigger, TriggerStatus
+from tidings.notifications.service import PROCESS_TRIGGER_TASK, RUN_JOB_TASK
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPolicy:
+    batch: int = 500
+    requeue_after_seconds: float = 300.0  # a queued job or accepted trigger untouched this long lost its wake-up
+
+
+async def _requeue(query: dict[str, object], sort: str, now: datetime, batch: int, queue: TaskQueue) -> int:
+    jobs = Job.get_pymongo_collection()
+    woken = 0
+    async for row in jobs.find(query, {"_id": 1}).sort(sort, 1).limit(batch):
+        moved = await jobs.update_one(
+            {"_id": row["_id"], **query},
+            {"$set": {"status": JobStatus.QUEUED, "queued_at": now, "updated_at": now}},
+        )
+        if moved.modified_count:
+            await queue.enqueue(RUN_JOB_TASK, str(row["_id"]))
+            woken += 1
+    return woken
+
+
+async def wake_due_jobs(queue: TaskQueue, policy: SweepPolicy, now: datetime | None = None) -> int:
+    """Parked jobs whose time has come. Runs every tick, so a 2 s delay fires within a tick of 2 s."""
+    now = now or utcnow()
+    return await _requeue({"status": JobStatus.DELAYED, "due_at": {"$lte": now}}, "due_at", now, policy.batch, queue)
+
+
+async def recover_lost_work(queue: TaskQueue, policy: SweepPolicy, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    stale = now - timedelta(seconds=policy.requeue_after_seconds)
+    woken = await _requeue(
+        {"status": JobStatus.QUEUED, "queued_at": {"$lt": stale}}, "queued_at", now, policy.batch, queue
+    )
+    woken += await _requeue(
+        {"status": JobStatus.RUNNING, "lease_until": {"$lt": now}}, "lease_until", now, policy.batch, queue
+    )
+    triggers = Trigger.get_pymongo_collection()
+    query = {"status": TriggerStatus.ACCEPTED, "updated_at": {"$lt": stale}}
+    async for row in triggers.find(query, {"_id": 1}).limit(policy.batch):
+        if (await triggers.update_one({"_id": row["_id"], **query}, {"$set": {"updated_at": now}})).modified_count:
+            await queue.enqueue(PROCESS_TRIGGER_TASK, str(row["_id"]))
+            woken += 1
+    return woken
+
+
+class Sweeper:
+    """The scheduler's tick: due jobs every time, the slower recovery sweep every `recovery_every` ticks."""
+
+    def __init__(self, queue: TaskQueue, policy: SweepPolicy, recovery_every: int = 25) -> None:
+        self.queue = queue
+        self.policy = policy
+        self.recovery_every = recovery_every
+        self.ticks = 0
+
+    async def __call__(self) -> None:
+        self.ticks += 1
+        try:
+            await wake_due_jobs(self.queue, self.policy)
+            if self.ticks % self.recovery_every == 1:
+                await recover_lost_work(self.queue, self.policy)
+        except QueueUnavailableError:
+            pass  # the jobs stay where they are in MongoDB; the next tick tries again

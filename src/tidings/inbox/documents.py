@@ -1,0 +1,79 @@
+"""Persistence of in-app messages and of the per-subscriber event log that live clients resume from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from tidings.core.clock import utcnow
+
+
+class Action(BaseModel):
+    label: str
+    url: str | None = None
+
+
+class InboxMessage(Document):
+    environment_id: PydanticObjectId
+    subscriber_id: str
+    notification_id: PydanticObjectId
+    transaction_id: str
+    workflow_id: str
+    step_id: str
+    seq: int
+    subject: str | None = None
+    body: str
+    avatar: str | None = None
+    redirect_url: str | None = None
+    primary_action: Action | None = None
+    secondary_action: Action | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    read_at: datetime | None = None
+    seen_at: datetime | None = None
+    archived_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "inbox_messages"
+        indexes: ClassVar[list[IndexModel]] = [
+            # One message per notification step: a redelivered in_app job finds it instead of writing twice.
+            IndexModel([("notification_id", ASCENDING), ("step_id", ASCENDING)], unique=True),
+            IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING), ("_id", DESCENDING)]),
+        ]
+
+
+class InboxEvent(Document):
+    """Everything a subscriber's live clients are told, numbered by `seq`, so a client resumes after its last one."""
+
+    environment_id: PydanticObjectId
+    subscriber_id: str
+    seq: int
+    type: str
+    message_id: PydanticObjectId | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "inbox_events"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING), ("seq", ASCENDING)], unique=True),
+        ]
+
+
+class InboxSequence(Document):
+    """The last `seq` handed out for one subscriber; incremented atomically."""
+
+    environment_id: PydanticObjectId
+    subscriber_id: str
+    value: int = 0
+
+    class Settings:
+        name = "inbox_sequences"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING)], unique=True),
+        ]

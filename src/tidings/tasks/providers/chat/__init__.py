@@ -1,0 +1,1 @@
+"""Chat providers: a generic signed webhook and Slack incoming webhooks."""

@@ -1,0 +1,128 @@
+"""Fan-out: turn one trigger into one notification and one first job per recipient, in bulk, resumably.
+
+Topics are walked by keyset pages of memberships; the position is saved after each page, and every write is
+idempotent (unique notification per transaction and subscriber, unique job per notification step), so a fan-out
+that died half-way is simply run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from beanie import PydanticObjectId
+from pymongo.errors import BulkWriteError
+
+from tidings.core.clock import utcnow
+from tidings.core.queue import TaskQueue
+from tidings.notifications.documents import (
+    Job,
+    JobStatus,
+    Notification,
+    NotificationStatus,
+    Trigger,
+    TriggerStatus,
+)
+from tidings.notifications.service import insert_new, wake
+from tidings.subscribers.service import existing_subscriber_ids
+from tidings.topics.documents import TopicSubscription
+
+# Small enough that each bulk write stays well inside the MongoDB operation timeout on a busy server.
+PAGE_SIZE = 200
+_DUPLICATE_KEY = 11000
+
+
+async def process_trigger(trigger_id: str, queue: TaskQueue) -> None:
+    trigger = await Trigger.get(PydanticObjectId(trigger_id))
+    if trigger is None or trigger.status != TriggerStatus.ACCEPTED:
+        return  # processed or canceled already: a redelivery does nothing
+    direct = [recipient.subscriber_id for recipient in trigger.to if recipient.subscriber_id is not None]
+    for start in range(0, len(direct), PAGE_SIZE):
+        page = direct[start : start + PAGE_SIZE]
+        known = await existing_subscriber_ids(trigger.environment_id, page)
+        await _create(trigger, [one for one in page if one in known and one != trigger.actor], queue)
+    for topic_key in [recipient.topic_key for recipient in trigger.to if recipient.topic_key is not None]:
+        await _fan_out_topic(trigger, topic_key, queue)
+    count = await Notification.find({"trigger_id": trigger.id}).count()
+    await Trigger.get_pymongo_collection().update_one(
+        {"_id": trigger.id, "status": TriggerStatus.ACCEPTED},
+        {"$set": {"status": TriggerStatus.PROCESSED, "notification_count": count, "updated_at": utcnow()}},
+    )
+
+
+async def _fan_out_topic(trigger: Trigger, topic_key: str, queue: TaskQueue) -> None:
+    after = trigger.topic_cursors.get(topic_key)
+    while True:
+        query: dict[str, object] = {"environment_id": trigger.environment_id, "topic_key": topic_key}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        members = await TopicSubscription.find(query).sort("+_id").limit(PAGE_SIZE).to_list()
+        if not members:
+            return
+        # The actor triggered it: they don't need to hear about their own action.
+        await _create(trigger, [m.subscriber_id for m in members if m.subscriber_id != trigger.actor], queue)
+        after = members[-1].id
+        assert after is not None
+        await Trigger.get_pymongo_collection().update_one(
+            {"_id": trigger.id}, {"$set": {f"topic_cursors.{topic_key}": after, "updated_at": utcnow()}}
+        )
+        if len(members) < PAGE_SIZE:
+            return
+
+
+async def _create(trigger: Trigger, subscriber_ids: Sequence[str], queue: TaskQueue) -> None:
+    """Notifications for these subscribers (skipping any this trigger already has), and their first jobs."""
+    if not subscriber_ids:
+        return
+    assert trigger.id is not None
+    notifications = [
+        Notification(
+            id=PydanticObjectId(),
+            environment_id=trigger.environment_id,
+            trigger_id=trigger.id,
+            transaction_id=trigger.transaction_id,
+            workflow_id=trigger.workflow.workflow_id,
+            subscriber_id=subscriber_id,
+            status=NotificationStatus.PENDING if trigger.workflow.steps else NotificationStatus.COMPLETED,
+        )
+        for subscriber_id in dict.fromkeys(subscriber_ids)
+    ]
+    await _insert_notifications(notifications)
+    if not trigger.workflow.steps:
+        return
+    # Read back rather than trust what this run inserted: a notification written by an earlier, interrupted run
+    # still needs its first job (the unique job index makes that idempotent).
+    stored = await Notification.find(
+        {"trigger_id": trigger.id, "subscriber_id": {"$in": [n.subscriber_id for n in notifications]}}
+    ).to_list()
+    first = trigger.workflow.steps[0]
+    now = utcnow()
+    jobs = [
+        Job(
+            id=PydanticObjectId(),
+            environment_id=trigger.environment_id,
+            trigger_id=trigger.id,
+            notification_id=notification.id,
+            transaction_id=trigger.transaction_id,
+            workflow_id=trigger.workflow.workflow_id,
+            subscriber_id=notification.subscriber_id,
+            step_index=0,
+            step_id=first["step_id"],
+            step_type=first["type"],
+            status=JobStatus.QUEUED,
+            queued_at=now,
+        )
+        for notification in stored
+        if notification.id is not None
+    ]
+    await wake(queue, await insert_new(jobs))
+
+
+async def _insert_notifications(notifications: list[Notification]) -> None:
+    try:
+        await Notification.get_pymongo_collection().insert_many(
+            [notification.model_dump(by_alias=True) for notification in notifications], ordered=False
+        )
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+            raise

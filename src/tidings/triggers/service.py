@@ -1,0 +1,159 @@
+"""Accept triggers: validate, record once per transactionId, and queue the fan-out. Cancel them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from beanie import PydanticObjectId
+from jsonschema import Draft202012Validator
+from pymongo.errors import DuplicateKeyError
+
+from tidings.core.clock import utcnow
+from tidings.core.errors import NotFoundError, UnavailableError, ValidationError
+from tidings.core.limits import Limits
+from tidings.core.queue import QueueUnavailableError, TaskQueue
+from tidings.core.validation import field_path
+from tidings.notifications.documents import (
+    OPEN_JOB_STATUSES,
+    Job,
+    JobStatus,
+    Notification,
+    NotificationStatus,
+    Recipient,
+    Trigger,
+    TriggerStatus,
+    WorkflowSnapshot,
+)
+from tidings.notifications.service import PROCESS_TRIGGER_TASK
+from tidings.subscribers.service import bulk_upsert_subscribers
+from tidings.triggers.commands import TriggerEvent
+from tidings.workflows.documents import Workflow
+from tidings.workflows.service import get_workflow
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerResult:
+    transaction_id: str
+    status: TriggerStatus
+    duplicate: bool  # the transactionId was seen before: this call created nothing
+
+
+def snapshot(workflow: Workflow) -> WorkflowSnapshot:
+    return WorkflowSnapshot(
+        workflow_id=workflow.workflow_id,
+        name=workflow.name,
+        critical=workflow.critical,
+        read_only=workflow.preferences.read_only,
+        channel_defaults={channel.value: enabled for channel, enabled in workflow.preferences.channels.items()},
+        steps=[step.model_dump(mode="json") for step in workflow.steps],
+    )
+
+
+def _check_payload(workflow: Workflow, payload: dict[str, Any], limits: Limits, prefix: str) -> None:
+    size = len(json.dumps(payload, default=str).encode())
+    if size > limits.payload_bytes:
+        raise ValidationError(
+            f"payload is {size} bytes; the limit is {limits.payload_bytes}", field=f"{prefix}.payload"
+        )
+    if workflow.payload_schema is None:
+        return
+    error = next(iter(Draft202012Validator(workflow.payload_schema).iter_errors(payload)), None)
+    if error is not None:
+        location = tuple(part if isinstance(part, str | int) else str(part) for part in error.absolute_path)
+        raise ValidationError(error.message, field=field_path(location, f"{prefix}.payload"))
+
+
+async def _prepare(
+    environment_id: PydanticObjectId, event: TriggerEvent, limits: Limits, prefix: str
+) -> tuple[Workflow, list[Recipient]]:
+    """Everything that can refuse the event, before anything is written."""
+    if len(event.to) > limits.trigger_recipients_max:
+        raise ValidationError(f"send 1 to {limits.trigger_recipients_max} recipients", field=f"{prefix}.to")
+    try:
+        workflow = await get_workflow(environment_id, event.workflow_id)
+    except NotFoundError:
+        raise NotFoundError(f"workflow {event.workflow_id!r} not found", field=f"{prefix}.workflowId") from None
+    _check_payload(workflow, event.payload, limits, prefix)
+    recipients = [
+        Recipient(topic_key=item.topic_key)
+        if item.topic_key is not None
+        else Recipient(subscriber_id=item.subscriber.subscriber_id if item.subscriber else item.subscriber_id)
+        for item in event.to
+    ]
+    return workflow, recipients
+
+
+async def accept_trigger(
+    environment_id: PydanticObjectId, event: TriggerEvent, queue: TaskQueue, limits: Limits, prefix: str = "input"
+) -> TriggerResult:
+    """Record the trigger (once per transactionId) and queue its fan-out.
+
+    If the queue is down the trigger is kept and the caller gets UNAVAILABLE: the scheduler queues it when the
+    queue is back, and a retry with the same transactionId creates nothing new.
+    """
+    workflow, recipients = await _prepare(environment_id, event, limits, prefix)
+    inline = [item.subscriber for item in event.to if item.subscriber is not None]
+    if inline:
+        await bulk_upsert_subscribers(environment_id, inline, limits)
+    trigger = Trigger(
+        environment_id=environment_id,
+        transaction_id=event.transaction_id or uuid.uuid4().hex,
+        workflow=snapshot(workflow),
+        to=recipients,
+        payload=event.payload,
+        overrides=event.overrides,
+        actor=event.actor,
+        tenant=event.tenant,
+    )
+    try:
+        await trigger.insert()
+    except DuplicateKeyError:
+        first = await Trigger.find_one({"environment_id": environment_id, "transaction_id": trigger.transaction_id})
+        assert first is not None
+        return TriggerResult(transaction_id=first.transaction_id, status=first.status, duplicate=True)
+    try:
+        await queue.enqueue(PROCESS_TRIGGER_TASK, str(trigger.id))
+    except QueueUnavailableError:
+        raise UnavailableError(
+            f"the task queue is unavailable; trigger {trigger.transaction_id!r} is recorded and runs when the queue "
+            "is back; retrying with the same transactionId creates nothing new"
+        ) from None
+    return TriggerResult(transaction_id=trigger.transaction_id, status=trigger.status, duplicate=False)
+
+
+async def accept_triggers(
+    environment_id: PydanticObjectId, events: Sequence[TriggerEvent], queue: TaskQueue, limits: Limits
+) -> list[TriggerResult]:
+    """Validate every event first (nothing is recorded if one is refused), then accept each."""
+    if not 1 <= len(events) <= limits.bulk_trigger_max:
+        raise ValidationError(f"send 1 to {limits.bulk_trigger_max} events", field="input.events")
+    for index, event in enumerate(events):
+        await _prepare(environment_id, event, limits, f"input.events.{index}")
+    return [
+        await accept_trigger(environment_id, event, queue, limits, f"input.events.{index}")
+        for index, event in enumerate(events)
+    ]
+
+
+async def cancel_trigger(environment_id: PydanticObjectId, transaction_id: str) -> int:
+    """Cancel every job of the trigger that has not run yet (pending, queued, delayed, digesting): how many."""
+    trigger = await Trigger.get_pymongo_collection().find_one_and_update(
+        {"environment_id": environment_id, "transaction_id": transaction_id},
+        {"$set": {"status": TriggerStatus.CANCELED, "updated_at": utcnow()}},
+    )
+    if trigger is None:
+        raise NotFoundError(f"no trigger with transactionId {transaction_id!r}", field="transactionId")
+    scope = {"environment_id": environment_id, "transaction_id": transaction_id}
+    canceled = await Job.get_pymongo_collection().update_many(
+        {**scope, "status": {"$in": list(OPEN_JOB_STATUSES)}},
+        {"$set": {"status": JobStatus.CANCELED, "reason": "canceled", "updated_at": utcnow()}},
+    )
+    await Notification.get_pymongo_collection().update_many(
+        {**scope, "status": NotificationStatus.PENDING},
+        {"$set": {"status": NotificationStatus.CANCELED, "updated_at": utcnow()}},
+    )
+    return int(canceled.modified_count)
