@@ -145,7 +145,14 @@ async def test_email_arrives_rendered_and_activity_records_it(stack: Stack) -> N
     await _workflow(
         stack,
         "welcome",
-        [{"email": {"subject": "Hi {{ subscriber.firstName }}", "body": "<p>{{ payload.note }}</p>"}}],
+        [
+            {
+                "email": {
+                    "subject": "Hi {{ subscriber.firstName }}",
+                    "body": "<p>{{ payload.note }}</p>{{ payload.signature }}",
+                }
+            }
+        ],
     )
     before = len(stack.smtp.messages)
     transaction = await _trigger(
@@ -163,7 +170,9 @@ async def test_email_arrives_rendered_and_activity_records_it(stack: Stack) -> N
     nodes = await _eventually(lambda: _completed(stack, transaction), 30, stack, "the notification to complete")
     job = nodes[0]["jobs"][0]
     assert (job["stepId"], job["status"]) == ("email", "COMPLETED")
-    assert job["executionDetails"][-1]["detail"]["provider"] == "smtp"
+    detail = job["executionDetails"][-1]["detail"]
+    assert detail["provider"] == "smtp"
+    assert detail["missing_variables"] == ["payload.signature"]  # rendered empty, and recorded
 
 
 async def _completed(stack: Stack, transaction: str) -> list[dict[str, Any]] | None:
@@ -354,3 +363,41 @@ async def test_throttle_lets_the_threshold_through(stack: Stack) -> None:
     assert [status for status, _ in throttles] == [JobStatus.COMPLETED] * 2 + [JobStatus.SKIPPED] * 2
     assert all(reason.startswith("throttled") for status, reason in throttles if status == JobStatus.SKIPPED)
     assert await InboxMessage.find({"workflow_id": "throttled"}).count() == 2
+
+
+async def test_bulk_trigger_records_all_or_nothing(stack: Stack) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    steps = [{"inApp": {"body": "n={{ payload.n }} via {{ overrides.source }}"}}]
+    await _workflow(stack, "bulk", steps, payloadSchema=schema)
+    bulk = "mutation($input: BulkTriggerInput!) { bulkTrigger(input: $input) { transactionId duplicate } }"
+    to = [{"subscriber": {"subscriberId": "bulky"}}]
+    bad = await stack.gql.error(
+        bulk,
+        input={
+            "events": [
+                {"workflowId": "bulk", "to": to, "payload": {"n": 1}, "transactionId": "bulk-a"},
+                {"workflowId": "bulk", "to": to, "payload": {"n": "two"}, "transactionId": "bulk-b"},
+            ]
+        },
+    )
+    assert (bad["code"], bad["field"]) == ("VALIDATION", "input.events.1.payload.n")
+    assert await Notification.find({"transaction_id": {"$in": ["bulk-a", "bulk-b"]}}).count() == 0
+    events = [
+        {
+            "workflowId": "bulk",
+            "to": to,
+            "payload": {"n": n},
+            "overrides": {"source": "bulk"},
+            "transactionId": f"bulk-{n}",
+        }
+        for n in (1, 2)
+    ]
+    results = (await stack.gql.data(bulk, input={"events": events}))["bulkTrigger"]
+    assert [result["transactionId"] for result in results] == ["bulk-1", "bulk-2"]
+
+    async def both() -> list[InboxMessage] | None:
+        found = await InboxMessage.find({"workflow_id": "bulk"}).to_list()
+        return found if len(found) == 2 else None
+
+    messages = await _eventually(both, 30, stack, "both bulk notifications")
+    assert sorted(message.body for message in messages) == ["n=1 via bulk", "n=2 via bulk"]

@@ -15,8 +15,10 @@ from tests.integration.test_engine import CREATE_INTEGRATION, CREATE_WORKFLOW, T
 from tests.servers import RoleProcess, api_process, beanie_database, role_env
 from tests.sinks import smtp_sink
 from tidings.app.embedded import valkey
+from tidings.app.settings import Settings
 from tidings.environments.service import create_environment
 from tidings.inbox.documents import InboxMessage
+from tidings.notifications.documents import Job, JobStatus
 
 
 async def _until(check: Any, limit: float, logs: Any) -> None:
@@ -116,3 +118,54 @@ async def test_redis_stopped_during_triggers_gives_a_clear_error_and_loses_nothi
             for process in (scheduler, worker, api):
                 process.stop()
             redis.stop()
+
+
+def _role(role: str, settings: Settings, tmp_path: Path, generation: int) -> RoleProcess:
+    return RoleProcess(role, role_env(settings), tmp_path / f"{role}-{generation}.log").start()
+
+
+async def test_killing_every_process_loses_no_parked_job_and_fires_none_twice(
+    mongodb_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    settings = engine_settings(mongodb_url, redis_url, tmp_path)
+    async with beanie_database(settings):
+        issued = await create_environment("restart")
+        api, base = api_process(settings, tmp_path / "api.log")
+        first = [
+            RoleProcess(role, role_env(settings), tmp_path / f"{role}-1.log").start()
+            for role in ("worker", "scheduler")
+        ]
+        second: list[RoleProcess] = []
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                gql = GraphQL(client, issued.api_key)
+                steps = [{"delay": {"amount": 3, "unit": "SECONDS"}}, {"inApp": {"body": "after the restart"}}]
+                await gql.data(CREATE_WORKFLOW, input={"workflowId": "parked", "name": "Parked", "steps": steps})
+                to = [{"subscriber": {"subscriberId": f"p-{i}"}} for i in range(5)]
+                await gql.data(TRIGGER, input={"workflowId": "parked", "to": to})
+
+                async def parked() -> bool:
+                    return await Job.find({"workflow_id": "parked", "status": JobStatus.DELAYED}).count() == 5
+
+                await _until(parked, 30, lambda: "\n".join(p.output() for p in first))
+            api.kill()
+            for process in first:
+                process.kill()  # SIGKILL: no goodbye, no lock release
+            second = [
+                RoleProcess(role, role_env(settings), tmp_path / f"{role}-2.log").start()
+                for role in ("worker", "scheduler")
+            ]
+
+            async def delivered() -> bool:
+                return await InboxMessage.find({"workflow_id": "parked"}).count() >= 5
+
+            # The dead scheduler's lock expires first (TTL), then the new one takes over and wakes the due jobs.
+            await _until(delivered, 60, lambda: "\n".join(p.output() for p in second))
+            await asyncio.sleep(2.0)
+        finally:
+            for process in second:
+                process.stop()
+    messages = await InboxMessage.find({"workflow_id": "parked"}).to_list()
+    assert sorted(message.subscriber_id for message in messages) == [f"p-{i}" for i in range(5)]
+    delays = await Job.find({"workflow_id": "parked", "step_id": "delay"}).to_list()
+    assert all([run.status for run in job.executions] == ["delayed", "completed"] for job in delays)

@@ -30,7 +30,7 @@ class StepContext:
     now: datetime
 
     def data(self) -> dict[str, Any]:
-        """The variables of templates and conditions: payload, subscriber, actor, tenant, steps, digest."""
+        """The variables of templates and conditions: payload, subscriber, actor, tenant, overrides, steps, digest."""
         subscriber = {field: getattr(self.subscriber, field) for field in _SUBSCRIBER_FIELDS}
         subscriber["data"] = self.subscriber.data
         # camelCase aliases too, so templates can follow the API's names ({{ subscriber.firstName }}).
@@ -45,6 +45,7 @@ class StepContext:
             "subscriber": subscriber,
             "actor": self.trigger.actor,
             "tenant": self.trigger.tenant,
+            "overrides": self.trigger.overrides,
             "steps": dict(self.previous),
             "digest": digests[-1] if digests else {"events": [], "count": 0},
         }

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import strawberry
 from strawberry.scalars import JSON
 
 from tidings.core.validation import validated
+from tidings.graphql.inputs import sent
 from tidings.subscribers.commands import SubscriberFields, UpsertSubscriber
 
 
@@ -53,18 +51,9 @@ class BulkUpsertSubscribersInput:
     subscribers: list[SubscriberInput]
 
 
-def _sent(value: Any) -> Any:
-    """Strawberry input → plain data, leaving out what the client did not send (UNSET)."""
-    if isinstance(value, list):
-        return [_sent(item) for item in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # Strawberry inputs are dataclasses
-        return {name: _sent(item) for name, item in vars(value).items() if item is not strawberry.UNSET}
-    return value
-
-
 def to_upsert(value: SubscriberInput, prefix: str = "input") -> UpsertSubscriber:
-    return validated(UpsertSubscriber, _sent(value), prefix=prefix)
+    return validated(UpsertSubscriber, sent(value), prefix=prefix)
 
 
 def to_fields(value: SubscriberFieldsInput) -> SubscriberFields:
-    return validated(SubscriberFields, _sent(value))
+    return validated(SubscriberFields, sent(value))
