@@ -166,6 +166,16 @@ class ExecutionDetail(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# Digest and throttle state is kept per environment, workflow, subscriber, step and key value.
+_STEP_KEY = [
+    ("environment_id", ASCENDING),
+    ("workflow_id", ASCENDING),
+    ("subscriber_id", ASCENDING),
+    ("step_id", ASCENDING),
+    ("key_value", ASCENDING),
+]
+
+
 class DigestStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -191,27 +201,12 @@ class Digest(Document):
         indexes: ClassVar[list[IndexModel]] = [
             # At most one open digest per key: concurrent events race on this index, never on a read (Novu #2569).
             IndexModel(
-                [
-                    ("environment_id", ASCENDING),
-                    ("workflow_id", ASCENDING),
-                    ("subscriber_id", ASCENDING),
-                    ("step_id", ASCENDING),
-                    ("key_value", ASCENDING),
-                ],
+                _STEP_KEY,
                 unique=True,
                 partialFilterExpression={"status": "open"},
                 name="one_open_digest",
             ),
-            IndexModel(
-                [
-                    ("environment_id", ASCENDING),
-                    ("workflow_id", ASCENDING),
-                    ("subscriber_id", ASCENDING),
-                    ("step_id", ASCENDING),
-                    ("key_value", ASCENDING),
-                    ("created_at", ASCENDING),
-                ]
-            ),
+            IndexModel([*_STEP_KEY, ("created_at", ASCENDING)]),
         ]
 
 
@@ -230,16 +225,6 @@ class ThrottleWindow(Document):
     class Settings:
         name = "throttle_windows"
         indexes: ClassVar[list[IndexModel]] = [
-            IndexModel(
-                [
-                    ("environment_id", ASCENDING),
-                    ("workflow_id", ASCENDING),
-                    ("subscriber_id", ASCENDING),
-                    ("step_id", ASCENDING),
-                    ("key_value", ASCENDING),
-                    ("window_start", ASCENDING),
-                ],
-                unique=True,
-            ),
+            IndexModel([*_STEP_KEY, ("window_start", ASCENDING)], unique=True),
             IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
         ]
