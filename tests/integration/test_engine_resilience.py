@@ -96,6 +96,8 @@ async def test_redis_stopped_during_triggers_gives_a_clear_error_and_loses_nothi
                     return await InboxMessage.find({"workflow_id": "steady"}).count() >= expected
 
                 await _until(lambda: count(1), 30, logs)
+                # The scheduler must be up before the outage, to recover afterwards what the outage left behind.
+                await asyncio.to_thread(scheduler.wait_for_output, "scheduler took leadership", 60)
 
                 redis.stop()
                 refused = await gql.error(
@@ -162,10 +164,26 @@ async def test_killing_every_process_loses_no_parked_job_and_fires_none_twice(
             # The dead scheduler's lock expires first (TTL), then the new one takes over and wakes the due jobs.
             await _until(delivered, 60, lambda: "\n".join(p.output() for p in second))
             await asyncio.sleep(2.0)
+            messages = await InboxMessage.find({"workflow_id": "parked"}).to_list()
+            delays = await Job.find({"workflow_id": "parked", "step_id": "delay"}).to_list()
         finally:
             for process in second:
                 process.stop()
-    messages = await InboxMessage.find({"workflow_id": "parked"}).to_list()
     assert sorted(message.subscriber_id for message in messages) == [f"p-{i}" for i in range(5)]
-    delays = await Job.find({"workflow_id": "parked", "step_id": "delay"}).to_list()
+    assert len(delays) == 5
     assert all([run.status for run in job.executions] == ["delayed", "completed"] for job in delays)
+
+
+async def test_a_role_started_during_an_outage_waits_for_it_to_end(mongodb_url: str, tmp_path: Path) -> None:
+    redis = valkey(data_dir=None, log_path=tmp_path / "valkey.log")  # its port is chosen, the server not started
+    settings = engine_settings(mongodb_url, redis.url, tmp_path).model_copy(update={"redis_timeout_seconds": 1.0})
+    scheduler = _role("scheduler", settings, tmp_path, 1)
+    try:
+        await asyncio.to_thread(scheduler.wait_for_output, "waiting for Redis", 60)
+        assert scheduler.process is not None
+        assert scheduler.process.poll() is None  # still there, not crashed
+        redis.start()
+        await asyncio.to_thread(scheduler.wait_for_output, "scheduler took leadership", 60)
+    finally:
+        assert scheduler.stop() == 0, scheduler.output()
+        redis.stop()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from tidings.app.settings import Settings
 from tidings.diagnostics.documents import Probe
@@ -28,6 +33,8 @@ from tidings.subscribers.documents import Subscriber
 from tidings.tasks.broker import BrokerConfig, ReclaimingStreamBroker, build_broker
 from tidings.topics.documents import Topic, TopicSubscription
 from tidings.workflows.documents import Workflow
+
+logger = logging.getLogger(__name__)
 
 DOCUMENT_MODELS: list[Any] = [
     Workflow,
@@ -89,11 +96,16 @@ def open_redis(settings: Settings) -> Redis:
 
 
 @asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
-    """MongoDB with Beanie initialised (indexes created) on the configured database."""
+async def open_database(settings: Settings, *, wait: bool = False) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """MongoDB with Beanie initialised (indexes created) on the configured database; with `wait`, for as long as
+    `startup_timeout_seconds` while MongoDB is unreachable."""
     mongo = open_mongo(settings)
     try:
-        await init_beanie(database=mongo[settings.mongodb_database], document_models=DOCUMENT_MODELS)
+
+        async def initialise() -> None:
+            await init_beanie(database=mongo[settings.mongodb_database], document_models=DOCUMENT_MODELS)
+
+        await _until_reachable(initialise, "MongoDB", settings.startup_timeout_seconds if wait else 0.0)
         yield mongo
     finally:
         await mongo.close()
@@ -106,10 +118,25 @@ async def open_resources(settings: Settings, *, worker: bool = False) -> AsyncIt
     redis = open_redis(settings)
     broker = build_broker(broker_config(settings))
     broker.is_worker_process = worker
-    async with open_database(settings) as mongo:
+    async with open_database(settings, wait=True) as mongo:
         try:
-            await broker.startup()
+            await _until_reachable(broker.startup, "Redis", settings.startup_timeout_seconds)
             yield Resources(settings=settings, mongo=mongo, redis=redis, broker=broker)
         finally:
             await broker.shutdown()
             await redis.aclose()
+
+
+async def _until_reachable(connect: Callable[[], Awaitable[None]], what: str, limit: float) -> None:
+    """Retry a start-up connection for `limit` seconds: roles restarted during an outage wait for it to end rather
+    than exit (and crash-loop); past the limit the error goes to the command line as one line."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            await connect()
+            return
+        except (PyMongoError, RedisError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("waiting for %s: %s", what, str(exc).splitlines()[0][:200] if str(exc) else type(exc))
+            await asyncio.sleep(1.0)

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     mongodb_database: str = "tidings"
     redis_url: str | None = None
     mongodb_timeout_ms: int = Field(10_000, ge=100, le=120_000)
+    # A role that starts while MongoDB or Redis is unreachable retries this long before it gives up.
+    startup_timeout_seconds: float = Field(60.0, ge=0, le=3600)
     redis_timeout_seconds: float = Field(5.0, gt=0, le=120)
 
     # HTTP server. Bodies above `http_max_body_bytes` are refused with 413 before they are parsed.
