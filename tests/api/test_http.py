@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.servers import RoleProcess, api_process, beanie_database, isolated_settings
+from tests.servers import RoleProcess
 from tidings.app.settings import Settings
-from tidings.environments.service import IssuedEnvironment, create_environment
+from tidings.environments.service import IssuedEnvironment
 
 
 @pytest.fixture(scope="module")
-def api_settings(mongodb_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return isolated_settings(mongodb_url, redis_url, tmp_path_factory.mktemp("api"))
-
-
-@pytest.fixture(scope="module")
-def api(api_settings: Settings) -> Iterator[tuple[RoleProcess, str]]:
-    """One API process for the module (starting Python with Strawberry and Beanie costs seconds)."""
-    process, base = api_process(api_settings, api_settings.heartbeat_dir.parent / "api.log")
-    yield process, base
-    assert process.stop() in (0, -signal.SIGTERM), process.output()
-    assert "Application shutdown complete" in process.output()
-
-
-@pytest.fixture
-async def client(api: tuple[RoleProcess, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api[1], timeout=10) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-async def issued(api_settings: Settings) -> AsyncIterator[IssuedEnvironment]:
-    async with beanie_database(api_settings):
-        yield await create_environment("staging")
+def issued(environments: tuple[IssuedEnvironment, IssuedEnvironment]) -> IssuedEnvironment:
+    """The API process, client and environments come from tests/api/conftest.py."""
+    return environments[0]
 
 
 async def _graphql(client: httpx.AsyncClient, query: str, api_key: str | None = None) -> dict[str, Any]:
@@ -66,7 +45,7 @@ async def test_current_environment_with_api_key(client: httpx.AsyncClient, issue
     assert "errors" not in body
     environment = body["data"]["currentEnvironment"]
     assert environment["id"] == str(issued.environment.id)
-    assert environment["name"] == "staging"
+    assert environment["name"] == "alpha"
     assert environment["applicationIdentifier"] == issued.environment.application_identifier
     assert environment["apiKeys"] == [{"hint": issued.api_key[-4:]}]
 
