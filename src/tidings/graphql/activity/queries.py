@@ -7,12 +7,12 @@ from datetime import datetime
 import strawberry
 
 from tidings.core.pagination import PageRequest
-from tidings.graphql.activity.types import Notification, NotificationStatus, notification_to_graphql
+from tidings.graphql.activity.types import Notification, notification_to_graphql
 from tidings.graphql.context import Info
 from tidings.graphql.pagination import Connection, to_connection
 from tidings.graphql.permissions import require_environment_id
 from tidings.notifications import activity
-from tidings.notifications.documents import NotificationStatus as DomainStatus
+from tidings.notifications.documents import NotificationStatus
 
 
 @strawberry.input(description="Every given field must match.")
@@ -29,7 +29,7 @@ class NotificationFilter:
             transaction_id=self.transaction_id,
             subscriber_id=self.subscriber_id,
             workflow_id=self.workflow_id,
-            status=None if self.status is None else DomainStatus(self.status.value),
+            status=self.status,
             created_after=self.created_after,
             created_before=self.created_before,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 from beanie import PydanticObjectId
@@ -12,27 +11,11 @@ from strawberry.scalars import JSON
 from tidings.graphql.context import Info
 from tidings.notifications import documents
 from tidings.notifications.activity import jobs_of
+from tidings.notifications.documents import JobStatus, NotificationStatus
 
-
-@strawberry.enum
-class NotificationStatus(Enum):
-    PENDING = "pending"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-
-@strawberry.enum
-class JobStatus(Enum):
-    PENDING = "pending"
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    DELAYED = "delayed"
-    CANCELED = "canceled"
-    MERGED = "merged"
-    SKIPPED = "skipped"
+# The domain's own enums, registered with Strawberry as the `Channel` enum is (members become the GraphQL values).
+strawberry.enum(NotificationStatus, name="NotificationStatus")
+strawberry.enum(JobStatus, name="JobStatus")
 
 
 @strawberry.type(description="One run of a job: outcome, reason, what the provider answered, how long it took.")
@@ -93,7 +76,7 @@ def _job(row: documents.Job) -> Job:
         id=strawberry.ID(str(row.id)),
         step_id=row.step_id,
         step_type=row.step_type,
-        status=JobStatus(row.status.value),
+        status=row.status,
         reason=row.reason,
         attempts=row.attempts,
         due_at=row.due_at,
@@ -111,7 +94,7 @@ def notification_to_graphql(row: documents.Notification) -> Notification:
         transaction_id=row.transaction_id,
         workflow_id=row.workflow_id,
         subscriber_id=row.subscriber_id,
-        status=NotificationStatus(row.status.value),
+        status=row.status,
         created_at=row.created_at,
         updated_at=row.updated_at,
         _notification_id=row.id,

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
+from tidings.diagnostics.documents import ProbeStatus
 
-@strawberry.enum
-class ProbeStatus(Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
+strawberry.enum(ProbeStatus, name="ProbeStatus")
 
 
 @strawberry.type(description="A worker process that picked up a probe.")

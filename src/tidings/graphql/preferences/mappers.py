@@ -6,7 +6,6 @@ from tidings.graphql.preferences.types import (
     ChannelChoice,
     EffectiveChannelPreference,
     EffectiveWorkflowPreference,
-    PreferenceReason,
     SubscriberPreferenceChoices,
 )
 from tidings.preferences.documents import SubscriberPreference
@@ -21,9 +20,7 @@ def effective_to_graphql(effective: EffectivePreference) -> EffectiveWorkflowPre
         critical=workflow.critical,
         read_only=workflow.preferences.read_only,
         channels=[
-            EffectiveChannelPreference(
-                channel=channel, enabled=decision.enabled, reason=PreferenceReason(decision.reason.value)
-            )
+            EffectiveChannelPreference(channel=channel, enabled=decision.enabled, reason=decision.reason)
             for channel, decision in effective.channels.items()
         ],
     )

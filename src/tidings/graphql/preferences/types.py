@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import strawberry
 
 from tidings.graphql.channels import Channel
+from tidings.preferences.merge import Reason
 
-
-@strawberry.enum(description="Why a channel is on or off for a subscriber.")
-class PreferenceReason(Enum):
-    WORKFLOW_DEFAULT = "workflow_default"
-    SUBSCRIBER_GLOBAL = "subscriber_global"
-    SUBSCRIBER_WORKFLOW = "subscriber_workflow"
-    READ_ONLY = "read_only"
-    CRITICAL = "critical"
+strawberry.enum(Reason, name="PreferenceReason", description="Why a channel is on or off for a subscriber.")
 
 
 @strawberry.type(description="Whether a channel delivers, and which rule decided it.")
 class EffectiveChannelPreference:
     channel: Channel
     enabled: bool
-    reason: PreferenceReason
+    reason: Reason
 
 
 @strawberry.type(description="A subscriber's effective preferences for one workflow.")

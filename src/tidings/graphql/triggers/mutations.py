@@ -8,14 +8,12 @@ from tidings.core.errors import ValidationError
 from tidings.graphql.context import Info
 from tidings.graphql.permissions import require_environment_id
 from tidings.graphql.triggers.inputs import BulkTriggerInput, TriggerInput, to_event
-from tidings.graphql.triggers.types import CancelTriggerResult, TriggerResult, TriggerStatus
+from tidings.graphql.triggers.types import CancelTriggerResult, TriggerResult
 from tidings.triggers import service
 
 
 def _result(result: service.TriggerResult) -> TriggerResult:
-    return TriggerResult(
-        transaction_id=result.transaction_id, status=TriggerStatus(result.status.value), duplicate=result.duplicate
-    )
+    return TriggerResult(transaction_id=result.transaction_id, status=result.status, duplicate=result.duplicate)
 
 
 @strawberry.type

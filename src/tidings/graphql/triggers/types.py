@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import strawberry
 
+from tidings.notifications.documents import TriggerStatus
 
-@strawberry.enum
-class TriggerStatus(Enum):
-    ACCEPTED = "accepted"
-    PROCESSED = "processed"
-    CANCELED = "canceled"
+strawberry.enum(TriggerStatus, name="TriggerStatus")
 
 
 @strawberry.type(description="The answer to a trigger: its transactionId, and whether it was a repeat.")
