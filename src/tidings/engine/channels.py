@@ -7,7 +7,6 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-from pymongo import ReturnDocument
 
 from tidings.core.channels import Channel
 from tidings.engine.context import StepContext
@@ -165,9 +164,7 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
 
 async def _record_send(job: Job, message_id: str) -> None:
     """Store the provider's id at once: the window in which a crash could lead to a second send stays tiny."""
-    await Job.get_pymongo_collection().find_one_and_update(
-        {"_id": job.id}, {"$set": {"sent_message_id": message_id}}, return_document=ReturnDocument.AFTER
-    )
+    await Job.get_pymongo_collection().update_one({"_id": job.id}, {"$set": {"sent_message_id": message_id}})
 
 
 def _after_failure(ctx: StepContext, error: DeliveryError, base: dict[str, Any]) -> Outcome:
