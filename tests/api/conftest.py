@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import RoleProcess, api_process, beanie_database, isolated_settings
+from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, isolated_settings
 from tidings.app.settings import Settings
+from tidings.core.crypto import Cipher
 from tidings.environments.service import IssuedEnvironment, create_environment
 
 
@@ -68,7 +69,10 @@ async def client(api: tuple[RoleProcess, str]) -> AsyncIterator[httpx.AsyncClien
 @pytest.fixture(scope="module")
 async def environments(api_settings: Settings) -> AsyncIterator[tuple[IssuedEnvironment, IssuedEnvironment]]:
     async with beanie_database(api_settings):
-        yield await create_environment("alpha"), await create_environment("beta")
+        yield (
+            await create_environment("alpha", cipher=Cipher(SECRET_KEY)),
+            await create_environment("beta", cipher=Cipher(SECRET_KEY)),
+        )
 
 
 @pytest.fixture(scope="module")

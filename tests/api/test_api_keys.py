@@ -8,6 +8,8 @@ import httpx
 from beanie import PydanticObjectId
 
 from tests.api.conftest import GraphQL
+from tests.servers import SECRET_KEY
+from tidings.core.crypto import Cipher
 from tidings.core.ids import hash_secret, new_api_key
 from tidings.environments.documents import Environment
 from tidings.environments.service import create_environment, ensure_environment
@@ -20,7 +22,7 @@ WHO = "{ currentEnvironment { id name apiKeys { hint createdAt expiresAt } } }"
 
 async def _fresh(client: httpx.AsyncClient, name: str) -> tuple[GraphQL, PydanticObjectId]:
     """A new environment of our own (the module's `gql` fixture keeps Beanie open in this process)."""
-    issued = await create_environment(name)
+    issued = await create_environment(name, cipher=Cipher(SECRET_KEY))
     assert issued.environment.id is not None
     return GraphQL(client, issued.api_key), issued.environment.id
 
@@ -91,12 +93,12 @@ async def test_the_dev_key_works_again_when_dev_starts_with_it(gql: GraphQL) -> 
     """`tidings dev` calls `ensure_environment` with the key it saved, even after that key was rotated out."""
     client = gql.client
     dev_key = new_api_key()
-    await ensure_environment("dev-revival", dev_key)
+    await ensure_environment("dev-revival", dev_key, cipher=Cipher(SECRET_KEY))
     dev = GraphQL(client, dev_key)
     rotated = GraphQL(client, (await dev.data(ROTATE, o=0))["rotateApiKey"]["apiKey"])
     assert (await dev.error(WHO))["code"] == "UNAUTHENTICATED"
 
-    await ensure_environment("dev-revival", dev_key)  # rotated out: its expiry is cleared
+    await ensure_environment("dev-revival", dev_key, cipher=Cipher(SECRET_KEY))  # rotated out: its expiry is cleared
     assert (await dev.data(WHO))["currentEnvironment"]["name"] == "dev-revival"
     assert (await rotated.data(WHO))["currentEnvironment"]["name"] == "dev-revival"
 
@@ -107,6 +109,6 @@ async def test_the_dev_key_works_again_when_dev_starts_with_it(gql: GraphQL) -> 
     assert stored is not None
     assert hash_secret(dev_key) not in [key.hash for key in stored.api_keys]
     assert (await dev.error(WHO))["code"] == "UNAUTHENTICATED"
-    await ensure_environment("dev-revival", dev_key)
+    await ensure_environment("dev-revival", dev_key, cipher=Cipher(SECRET_KEY))
     keys = (await dev.data(WHO))["currentEnvironment"]["apiKeys"]
     assert {"hint": dev_key[-4:], "expiresAt": None} in [{"hint": k["hint"], "expiresAt": k["expiresAt"]} for k in keys]

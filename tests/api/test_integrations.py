@@ -67,12 +67,12 @@ async def database(api_settings: Settings) -> AsyncIterator[None]:
 @pytest.fixture
 async def env(database: None) -> IssuedEnvironment:
     """A fresh environment per test, so primaries and generated identifiers start from nothing."""
-    return await create_environment(f"env-{uuid.uuid4().hex[:10]}")
+    return await create_environment(f"env-{uuid.uuid4().hex[:10]}", cipher=Cipher(SECRET_KEY))
 
 
 @pytest.fixture
 async def other(database: None) -> IssuedEnvironment:
-    return await create_environment(f"other-{uuid.uuid4().hex[:10]}")
+    return await create_environment(f"other-{uuid.uuid4().hex[:10]}", cipher=Cipher(SECRET_KEY))
 
 
 async def gql(client: httpx.AsyncClient, query: str, api_key: str | None, **variables: Any) -> dict[str, Any]:

@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from tests.api.conftest import GraphQL
-from tests.servers import RoleProcess, api_process, beanie_database, isolated_settings, role_env
+from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, isolated_settings, role_env
 from tests.sinks import HttpSink, SmtpSink, header, http_sink, parts, smtp_sink
 from tidings.app.settings import Settings
+from tidings.core.crypto import Cipher
 from tidings.environments.service import create_environment
 from tidings.inbox.documents import InboxMessage
 from tidings.notifications.documents import Job, JobStatus, Notification
@@ -77,7 +78,7 @@ async def stack(
     settings = engine_settings(mongodb_url, redis_url, tmp)
     smtp, smtp_port, http, http_base = sinks
     async with beanie_database(settings):
-        issued = await create_environment("engine")
+        issued = await create_environment("engine", cipher=Cipher(SECRET_KEY))
         api, base = api_process(settings, tmp / "api.log")
         worker = RoleProcess("worker", role_env(settings), tmp / "worker.log").start()
         scheduler = RoleProcess("scheduler", role_env(settings), tmp / "scheduler.log").start()

@@ -12,10 +12,11 @@ import httpx
 
 from tests.api.conftest import GraphQL
 from tests.integration.test_engine import CREATE_INTEGRATION, CREATE_WORKFLOW, TRIGGER, engine_settings
-from tests.servers import RoleProcess, api_process, beanie_database, role_env
+from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, role_env
 from tests.sinks import smtp_sink
 from tidings.app.embedded import valkey
 from tidings.app.settings import Settings
+from tidings.core.crypto import Cipher
 from tidings.environments.service import create_environment
 from tidings.inbox.documents import InboxMessage
 from tidings.notifications.documents import Job, JobStatus
@@ -38,7 +39,7 @@ async def test_a_worker_killed_mid_send_still_yields_exactly_one_email(
     with smtp_sink() as (smtp, port):
         smtp.stall_next_ehlo = 30.0  # the first send hangs after connecting: the worker dies right there
         async with beanie_database(settings):
-            issued = await create_environment("crash")
+            issued = await create_environment("crash", cipher=Cipher(SECRET_KEY))
             api, base = api_process(settings, tmp_path / "api.log")
             scheduler = RoleProcess("scheduler", role_env(settings), tmp_path / "scheduler.log").start()
             first = RoleProcess("worker", role_env(settings), tmp_path / "first.log").start()
@@ -75,7 +76,7 @@ async def test_redis_stopped_during_triggers_gives_a_clear_error_and_loses_nothi
         update={"scheduler_requeue_after_seconds": 2.0, "redis_timeout_seconds": 1.0}
     )
     async with beanie_database(settings):
-        issued = await create_environment("outage")
+        issued = await create_environment("outage", cipher=Cipher(SECRET_KEY))
         api, base = api_process(settings, tmp_path / "api.log")
         worker = RoleProcess("worker", role_env(settings), tmp_path / "worker.log").start()
         scheduler = RoleProcess("scheduler", role_env(settings), tmp_path / "scheduler.log").start()
@@ -131,7 +132,7 @@ async def test_killing_every_process_loses_no_parked_job_and_fires_none_twice(
 ) -> None:
     settings = engine_settings(mongodb_url, redis_url, tmp_path)
     async with beanie_database(settings):
-        issued = await create_environment("restart")
+        issued = await create_environment("restart", cipher=Cipher(SECRET_KEY))
         api, base = api_process(settings, tmp_path / "api.log")
         first = [
             RoleProcess(role, role_env(settings), tmp_path / f"{role}-1.log").start()

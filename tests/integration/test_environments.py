@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.servers import role_env
+from tests.servers import SECRET_KEY, role_env
 from tidings.app.settings import Settings
+from tidings.core.crypto import Cipher
 from tidings.core.errors import AlreadyExistsError, UnauthenticatedError, ValidationError
 from tidings.core.ids import hash_secret
 from tidings.environments.documents import Environment
@@ -21,7 +22,7 @@ type Database = AsyncMongoClient[dict[str, Any]]
 
 
 async def test_api_key_is_stored_only_as_its_hash(database: Database, settings: Settings) -> None:
-    issued = await create_environment("production")
+    issued = await create_environment("production", cipher=Cipher(SECRET_KEY))
     raw = await database[settings.mongodb_database]["environments"].find_one({"name": "production"})
     assert raw is not None
     assert issued.api_key not in str(raw)
@@ -30,8 +31,8 @@ async def test_api_key_is_stored_only_as_its_hash(database: Database, settings: 
 
 
 async def test_keys_select_their_own_environment(database: Database) -> None:
-    first = await create_environment("first")
-    second = await create_environment("second")
+    first = await create_environment("first", cipher=Cipher(SECRET_KEY))
+    second = await create_environment("second", cipher=Cipher(SECRET_KEY))
     assert (await authenticate_api_key(first.api_key)).name == "first"
     assert (await authenticate_api_key(second.api_key)).name == "second"
     with pytest.raises(UnauthenticatedError):
@@ -39,21 +40,21 @@ async def test_keys_select_their_own_environment(database: Database) -> None:
 
 
 async def test_duplicate_and_blank_names_are_refused(database: Database) -> None:
-    await create_environment("staging")
+    await create_environment("staging", cipher=Cipher(SECRET_KEY))
     with pytest.raises(AlreadyExistsError) as duplicate:
-        await create_environment("staging")
+        await create_environment("staging", cipher=Cipher(SECRET_KEY))
     assert duplicate.value.field == "name"
     with pytest.raises(ValidationError):
-        await create_environment("   ")
+        await create_environment("   ", cipher=Cipher(SECRET_KEY))
     assert await Environment.find(Environment.name == "staging").count() == 1
 
 
 async def test_ensure_environment_is_idempotent(database: Database) -> None:
-    first = await ensure_environment("development", "tid_sk_one")
-    again = await ensure_environment("development", "tid_sk_one")
+    first = await ensure_environment("development", "tid_sk_one", cipher=Cipher(SECRET_KEY))
+    again = await ensure_environment("development", "tid_sk_one", cipher=Cipher(SECRET_KEY))
     assert again.id == first.id
     assert len(again.api_keys) == 1
-    with_second_key = await ensure_environment("development", "tid_sk_two")
+    with_second_key = await ensure_environment("development", "tid_sk_two", cipher=Cipher(SECRET_KEY))
     assert with_second_key.id == first.id
     assert (await authenticate_api_key("tid_sk_two")).id == first.id
     stored = await Environment.get(first.id)

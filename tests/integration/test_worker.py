@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from tests.api.conftest import GraphQL
-from tests.servers import RoleProcess, api_process, beanie_database, isolated_settings, role_env
+from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, isolated_settings, role_env
 from tidings.app.resources import Resources, open_resources
 from tidings.app.settings import Settings
+from tidings.core.crypto import Cipher
 from tidings.diagnostics.documents import Probe, ProbeStatus
 from tidings.diagnostics.service import create_probe, get_probe
 from tidings.environments.service import create_environment
@@ -174,7 +175,7 @@ async def test_a_task_outliving_the_grace_period_is_not_lost(mongodb_url: str, r
 async def test_probe_enqueued_through_the_api_process_runs_in_the_worker(settings: Settings, tmp_path: Path) -> None:
     """Acceptance: a task enqueued by the API process runs in a separate worker process."""
     async with beanie_database(settings):
-        issued = await create_environment("ops")
+        issued = await create_environment("ops", cipher=Cipher(SECRET_KEY))
         api, base = api_process(settings, tmp_path / "api.log")
         worker = _worker(settings, tmp_path / "worker.log")
         try:

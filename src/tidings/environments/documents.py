@@ -17,6 +17,9 @@ class ApiKey(BaseModel):
 
     hash: str
     hint: str
+    # The key itself, encrypted (bound to its hash): subscriber HMACs are computed with the plain key, as in Novu,
+    # so the server must be able to recompute them. Keys issued before this field existed have none.
+    sealed: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     # Set when the key was rotated out: it keeps working until then, so deployments can switch over.
     expires_at: datetime | None = None
@@ -32,6 +35,8 @@ class Environment(Document):
     # Bumped by every change of `api_keys`: a rotation writes only if no other change came between its read and
     # its write (documents stored before this field existed read as 0).
     keys_version: int = 0
+    # When on, `inboxSession` needs `subscriberHash` = HMAC-SHA256(secret API key, subscriberId) (docs/inbox.md).
+    inbox_hmac_required: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

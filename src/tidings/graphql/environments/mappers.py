@@ -20,5 +20,6 @@ def environment_to_graphql(environment: documents.Environment) -> Environment:
             for key in environment.api_keys
             if key.is_valid(now)
         ],
+        inbox_hmac_required=environment.inbox_hmac_required,
         created_at=environment.created_at,
     )

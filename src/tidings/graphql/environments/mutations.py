@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from tidings.environments.service import rotate_api_key
+from tidings.environments.service import rotate_api_key, set_inbox_hmac_required
 from tidings.graphql.context import Info
 from tidings.graphql.environments.mappers import environment_to_graphql
-from tidings.graphql.environments.types import IssuedApiKey
+from tidings.graphql.environments.types import Environment, IssuedApiKey
 from tidings.graphql.permissions import require_environment
 
 
@@ -17,5 +17,13 @@ class EnvironmentMutations:
         description="Issue a new secret API key. Older keys keep working for `overlapSeconds`, then expire."
     )
     async def rotate_api_key(self, info: Info, overlap_seconds: int = 3600) -> IssuedApiKey:
-        issued = await rotate_api_key(await require_environment(info), overlap_seconds)
+        issued = await rotate_api_key(await require_environment(info), overlap_seconds, cipher=info.context.cipher)
         return IssuedApiKey(api_key=issued.api_key, environment=environment_to_graphql(issued.environment))
+
+    @strawberry.mutation(
+        description="Require (or stop requiring) `subscriberHash` = HMAC-SHA256(secret API key, subscriberId) in "
+        "`inboxSession`. Turn it on in production: without it, anyone who knows a subscriberId can read its inbox."
+    )
+    async def set_inbox_hmac_required(self, info: Info, required: bool) -> Environment:
+        environment = await set_inbox_hmac_required(await require_environment(info), required)
+        return environment_to_graphql(environment)

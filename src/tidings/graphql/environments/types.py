@@ -15,6 +15,9 @@ class Environment:
         description="Public identifier the inbox widget uses to address this environment."
     )
     api_keys: list[ApiKeyInfo] = strawberry.field(description="The active secret API keys (never the keys themselves).")
+    inbox_hmac_required: bool = strawberry.field(
+        description="Whether `inboxSession` needs a `subscriberHash` (see setInboxHmacRequired)."
+    )
     created_at: datetime
 
 
