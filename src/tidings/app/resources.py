@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from tidings.app.settings import Settings
 from tidings.diagnostics.documents import Probe
 from tidings.environments.documents import Environment
-from tidings.inbox.documents import InboxEvent, InboxMessage, InboxSequence
+from tidings.inbox.documents import InboxEvent, InboxMessage
 from tidings.integrations.documents import Integration
 from tidings.notifications.documents import (
     Digest,
@@ -52,7 +52,6 @@ DOCUMENT_MODELS: list[Any] = [
     ThrottleWindow,
     InboxMessage,
     InboxEvent,
-    InboxSequence,
 ]
 
 

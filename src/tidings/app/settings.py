@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     limit_trigger_recipients_max: int = Field(Limits.trigger_recipients_max, ge=1, le=10_000)
     limit_bulk_trigger_max: int = Field(Limits.bulk_trigger_max, ge=1, le=1000)
 
+    # In-app inbox and its realtime stream (docs/inbox.md). A subscriber token lives `inbox_session_ttl_seconds`;
+    # a websocket client more than `inbox_client_max_lag` events behind is closed (1013) and resumes with `after`;
+    # a connection counts as online while its API process refreshes it within `inbox_presence_ttl_seconds`.
+    inbox_session_ttl_seconds: int = Field(3600, ge=60, le=7 * 86_400)
+    inbox_client_max_lag: int = Field(500, ge=1, le=100_000)
+    inbox_replay_page: int = Field(200, ge=1, le=10_000)
+    inbox_presence_ttl_seconds: float = Field(60.0, ge=2, le=3600)
+    # Serve /demo/inbox (on in `tidings dev`); browsers on these origins may call the API (the widget on your site).
+    demo_page: bool = False
+    cors_origins: list[str] = Field(default_factory=list)
+
     # Liveness of worker and scheduler: they touch a heartbeat file that `tidings healthcheck ROLE` reads.
     heartbeat_dir: Path = Path("/tmp")
     heartbeat_interval_seconds: float = Field(5.0, gt=0)

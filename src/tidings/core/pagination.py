@@ -55,11 +55,15 @@ class Page[T]:
         return self.cursors[-1] if self.cursors else None
 
 
-async def paginate[D: Document](query: FindMany[D], request: PageRequest, id_field: str = "_id") -> Page[D]:
-    """One page of `query` in ascending `id_field` (an ObjectId) order; fetches one extra row to know if more exist."""
+async def paginate[D: Document](
+    query: FindMany[D], request: PageRequest, id_field: str = "_id", *, descending: bool = False
+) -> Page[D]:
+    """One page of `query` in `id_field` (an ObjectId) order, ascending unless `descending` (newest first);
+    fetches one extra row to know if more exist."""
     if request.after is not None:
-        query = query.find({id_field: {"$gt": request.after}})
-    rows = await query.sort((id_field, SortDirection.ASCENDING)).limit(request.first + 1).to_list()
+        query = query.find({id_field: {"$lt" if descending else "$gt": request.after}})
+    direction = SortDirection.DESCENDING if descending else SortDirection.ASCENDING
+    rows = await query.sort((id_field, direction)).limit(request.first + 1).to_list()
     more = len(rows) > request.first
     rows = rows[: request.first]
     return Page(items=rows, cursors=[encode_cursor(_key(row, id_field)) for row in rows], has_next_page=more)

@@ -52,7 +52,7 @@ class _Renderer:
 async def _action(render: _Renderer, action: Any) -> Action | None:
     if action is None:
         return None
-    return Action(label=await render(action.label) or "", url=await render(action.url))
+    return Action(label=await render(action.label) or "", url=_safe_rendered_url(await render(action.url)))
 
 
 async def run_in_app(ctx: StepContext, step: InAppStep) -> Outcome:
@@ -67,11 +67,12 @@ async def run_in_app(ctx: StepContext, step: InAppStep) -> Outcome:
             step_id=ctx.job.step_id,
             subject=await render(step.subject),
             body=await render(step.body) or "",
-            avatar=await render(step.avatar),
+            avatar=_safe_rendered_url(await render(step.avatar)),
             redirect_url=_safe_rendered_url(await render(step.redirect_url)),
             primary_action=await _action(render, step.primary_action),
             secondary_action=await _action(render, step.secondary_action),
             data=step.data,
+            tags=ctx.trigger.workflow.tags,
         )
     except (TemplateError, RenderError) as exc:
         return failed(f"template error: {exc}")
@@ -80,8 +81,13 @@ async def run_in_app(ctx: StepContext, step: InAppStep) -> Outcome:
 
 
 def _safe_rendered_url(url: str | None) -> str | None:
-    """A template may render to anything: keep http(s) and app paths only (Novu GHSA-8gr3-5j6f-25gp)."""
-    if url is None or (url.startswith(("https://", "http://", "/")) and not url.startswith("//")):
+    """A template may render to anything: keep http(s) and app paths only (Novu GHSA-8gr3-5j6f-25gp). `//host` and
+    `/\\host` are other sites to a browser, and any backslash or control character is refused outright."""
+    if url is None:
+        return None
+    if any(ch == "\\" or ord(ch) < 0x20 for ch in url):
+        return None
+    if url.startswith(("https://", "http://")) or (url.startswith("/") and not url.startswith("//")):
         return url
     return None
 

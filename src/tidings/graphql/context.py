@@ -12,7 +12,20 @@ from strawberry.types import Info as StrawberryInfo
 from tidings.core.crypto import Cipher
 from tidings.core.limits import Limits
 from tidings.core.queue import TaskQueue
+from tidings.core.tokens import Signer
 from tidings.environments.documents import Environment
+from tidings.inbox.hub import InboxHub
+from tidings.inbox.state import Owner
+
+
+@dataclass(frozen=True, slots=True)
+class InboxOptions:
+    """Settings of the inbox area (TIDINGS_INBOX_*), handed to its resolvers."""
+
+    signer: Signer
+    session_ttl_seconds: int
+    replay_page: int
+    client_max_lag: int
 
 
 @dataclass(slots=True)
@@ -23,6 +36,11 @@ class Context:
     limits: Limits
     cipher: Cipher
     queue: TaskQueue
+    inbox: InboxOptions
+    hub: InboxHub
+    subscriber_token: str | None = None
+    # Filled once per request (or websocket) by `permissions.require_subscriber`.
+    owner: Owner | None = None
     # Filled once per request by `permissions.require_environment`, so a query with many fields authenticates once.
     environment: Environment | None = field(default=None)
 
@@ -36,5 +54,15 @@ def parse_api_key(authorization: str | None) -> str | None:
         return None
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() != "apikey" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+def parse_subscriber_token(authorization: str | None) -> str | None:
+    """`Authorization: Bearer <token from inboxSession>`; a subscriber token never passes for an admin key."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
         return None
     return credentials.strip()

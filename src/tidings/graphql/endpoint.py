@@ -1,4 +1,4 @@
-"""The GraphQL ASGI endpoint: Strawberry's handler with our typed context."""
+"""The GraphQL ASGI endpoint: Strawberry's handler with our typed context and subscriber websocket sessions."""
 
 from __future__ import annotations
 
@@ -10,34 +10,92 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.schema.base import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
 from tidings.core.crypto import Cipher
+from tidings.core.errors import UnauthenticatedError
 from tidings.core.limits import Limits
 from tidings.core.queue import TaskQueue
-from tidings.graphql.context import Context, parse_api_key
+from tidings.graphql.context import Context, InboxOptions, parse_api_key, parse_subscriber_token
+from tidings.inbox.hub import InboxHub
+from tidings.inbox.sessions import ExpiredTokenError, verify_session
 
 # graphql-ws (the legacy Apollo protocol) is unmaintained; only graphql-transport-ws is served (DESIGN §5).
 PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
+# Closing codes of refused websockets: 4401 means "get a (new) token and come back", 4403 "this token won't do".
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+class SubscriberSocketHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Authenticates the subscriber from `connection_init` before acknowledging it, and keeps its presence."""
+
+    connection_id: str | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload") or {}
+        if self.connection_init_received or self.connection_timed_out or not isinstance(payload, dict):
+            await super().handle_connection_init(message)  # Strawberry's own refusals (4429, 4400)
+            return
+        token = payload.get("token")
+        authorization = payload.get("authorization")
+        if not isinstance(token, str) and isinstance(authorization, str):
+            token = parse_subscriber_token(authorization)
+        code, reason = CLOSE_UNAUTHORIZED, "send {token} from inboxSession in connection_init"
+        owner = None
+        if isinstance(token, str):
+            try:
+                owner = verify_session(token, self.context.inbox.signer)
+            except ExpiredTokenError:
+                code, reason = CLOSE_UNAUTHORIZED, "subscriber token expired"
+            except UnauthenticatedError:
+                code, reason = CLOSE_FORBIDDEN, "invalid subscriber token"
+        if owner is None:
+            if self.connection_init_timeout_task:
+                self.connection_init_timeout_task.cancel()
+            self.connection_init_received = True
+            await self.websocket.close(code=code, reason=reason)
+            return
+        self.context.owner = owner
+        self.connection_id = await self.context.hub.connection_opened(owner.environment_id, owner.subscriber_id)
+        await super().handle_connection_init(message)
+
+    async def shutdown(self) -> None:
+        try:
+            await super().shutdown()
+        finally:
+            if self.connection_id is not None:
+                await self.context.hub.connection_closed(self.connection_id)
+                self.connection_id = None
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, schema: BaseSchema, *, limits: Limits, cipher: Cipher, **options: Any) -> None:
+    graphql_transport_ws_handler_class = SubscriberSocketHandler
+
+    def __init__(
+        self, schema: BaseSchema, *, limits: Limits, cipher: Cipher, inbox: InboxOptions, **options: Any
+    ) -> None:
         super().__init__(schema, **options)
         self.limits = limits
         self.cipher = cipher
-        self.queue: TaskQueue | None = None  # set by the app's lifespan once the broker is open
+        self.inbox = inbox
+        # Set by the app's lifespan once the broker and Redis are open.
+        self.queue: TaskQueue | None = None
+        self.hub: InboxHub | None = None
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
+        if self.queue is None or self.hub is None:
+            raise RuntimeError("the task queue and inbox hub are not open yet")
+        authorization = request.headers.get("authorization")
         return Context(
             request=request,
             response=response,
-            api_key=parse_api_key(request.headers.get("authorization")),
+            api_key=parse_api_key(authorization),
             limits=self.limits,
             cipher=self.cipher,
-            queue=self._queue(),
+            queue=self.queue,
+            inbox=self.inbox,
+            hub=self.hub,
+            subscriber_token=parse_subscriber_token(authorization),
         )
-
-    def _queue(self) -> TaskQueue:
-        if self.queue is None:
-            raise RuntimeError("the task queue is not open yet")
-        return self.queue

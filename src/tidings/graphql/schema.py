@@ -25,6 +25,9 @@ from tidings.graphql.diagnostics.queries import DiagnosticsQueries
 from tidings.graphql.environments.mutations import EnvironmentMutations
 from tidings.graphql.environments.queries import EnvironmentQueries
 from tidings.graphql.errors import CodedErrors
+from tidings.graphql.inbox.mutations import InboxMutations
+from tidings.graphql.inbox.queries import InboxQueries
+from tidings.graphql.inbox.subscriptions import InboxSubscriptions
 from tidings.graphql.integrations.mutations import IntegrationMutations
 from tidings.graphql.integrations.queries import IntegrationQueries
 from tidings.graphql.preferences.mutations import PreferenceMutations
@@ -47,6 +50,7 @@ QUERIES: tuple[type, ...] = (
     PreferenceQueries,
     DiagnosticsQueries,
     ActivityQueries,
+    InboxQueries,
 )
 MUTATIONS: tuple[type, ...] = (
     EnvironmentMutations,
@@ -57,10 +61,13 @@ MUTATIONS: tuple[type, ...] = (
     PreferenceMutations,
     DiagnosticsMutations,
     TriggerMutations,
+    InboxMutations,
 )
+SUBSCRIPTIONS: tuple[type, ...] = (InboxSubscriptions,)
 
 Query: Any = merge_types("Query", QUERIES)
 Mutation: Any = merge_types("Mutation", MUTATIONS)
+Subscription: Any = merge_types("Subscription", SUBSCRIPTIONS)
 
 # Parsing and validation dominate the cost of small operations (2.2k req/s cached vs 617 uncached, DESIGN §8).
 _CACHE_SIZE = 1024
@@ -79,6 +86,7 @@ def build_schema(
     return TidingsSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             # Factories, not instances: Strawberry builds extensions per operation (the caches are module-level).

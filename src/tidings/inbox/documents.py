@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from beanie import Document, PydanticObjectId
@@ -15,6 +16,7 @@ from tidings.core.clock import utcnow
 class Action(BaseModel):
     label: str
     url: str | None = None
+    completed_at: datetime | None = None
 
 
 class InboxMessage(Document):
@@ -24,7 +26,6 @@ class InboxMessage(Document):
     transaction_id: str
     workflow_id: str
     step_id: str
-    seq: int
     subject: str | None = None
     body: str
     avatar: str | None = None
@@ -32,6 +33,7 @@ class InboxMessage(Document):
     primary_action: Action | None = None
     secondary_action: Action | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
     read_at: datetime | None = None
     seen_at: datetime | None = None
     archived_at: datetime | None = None
@@ -47,33 +49,36 @@ class InboxMessage(Document):
         ]
 
 
+class EventType(StrEnum):
+    RECEIVED = "received"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
 class InboxEvent(Document):
-    """Everything a subscriber's live clients are told, numbered by `seq`, so a client resumes after its last one."""
+    """Everything a subscriber's live clients are told, numbered by `seq`, so a client resumes after its last one.
+
+    `seq` is dense (1, 2, 3… per subscriber, no holes): an event is written as "the highest seq + 1" and the unique
+    index refuses a concurrent writer, which retries. So when a client has seen seq N, every event up to N is
+    already readable, and "everything after N" is one range query.
+    """
 
     environment_id: PydanticObjectId
     subscriber_id: str
     seq: int
-    type: str
-    message_id: PydanticObjectId | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    type: EventType
+    message_id: PydanticObjectId
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
         name = "inbox_events"
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING), ("seq", ASCENDING)], unique=True),
-        ]
-
-
-class InboxSequence(Document):
-    """The last `seq` handed out for one subscriber; incremented atomically."""
-
-    environment_id: PydanticObjectId
-    subscriber_id: str
-    value: int = 0
-
-    class Settings:
-        name = "inbox_sequences"
-        indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING)], unique=True),
+            # A redelivered in_app job finds the "received" event its first run wrote (or learns it is missing).
+            IndexModel(
+                [("message_id", ASCENDING)],
+                unique=True,
+                name="one_received_event_per_message",
+                partialFilterExpression={"type": EventType.RECEIVED.value},
+            ),
         ]

@@ -1,13 +1,16 @@
-"""Inbox events on Redis: one pub/sub channel per subscriber, small JSON messages that point at MongoDB."""
+"""Inbox doorbells on Redis: one pub/sub channel per subscriber carrying only the newest event's `seq`.
+
+The events themselves are read from MongoDB (the log in `log.py`); a doorbell says "there is something up to seq
+N". So a lost, duplicated or reordered doorbell costs at most one extra read, never a lost or repeated event.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any, Protocol
+from typing import Protocol
 
 from beanie import PydanticObjectId
 
-NOTIFICATION_RECEIVED = "notification_received"
+CHANNEL_PREFIX = "tidings:inbox:"
 
 
 class Publisher(Protocol):
@@ -15,8 +18,15 @@ class Publisher(Protocol):
 
 
 def subscriber_channel(environment_id: PydanticObjectId, subscriber_id: str) -> str:
-    return f"tidings:inbox:{environment_id}:{subscriber_id}"
+    return f"{CHANNEL_PREFIX}{environment_id}:{subscriber_id}"
 
 
-def encode_event(seq: int, event_type: str, **fields: Any) -> str:
-    return json.dumps({"seq": seq, "type": event_type, **fields}, separators=(",", ":"), default=str)
+async def ring(publisher: Publisher, environment_id: PydanticObjectId, subscriber_id: str, seq: int) -> None:
+    await publisher.publish(subscriber_channel(environment_id, subscriber_id), str(seq))
+
+
+def parse_doorbell(message: str | bytes) -> int | None:
+    try:
+        return int(message)
+    except ValueError:
+        return None

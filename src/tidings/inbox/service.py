@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from beanie import PydanticObjectId
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from tidings.inbox.documents import Action, InboxEvent, InboxMessage, InboxSequence
-from tidings.inbox.events import NOTIFICATION_RECEIVED, Publisher, encode_event, subscriber_channel
+from tidings.inbox.documents import Action, EventType, InboxMessage
+from tidings.inbox.events import Publisher, ring
+from tidings.inbox.log import append_events, received_logged
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,27 +28,14 @@ class NewMessage:
     primary_action: Action | None = None
     secondary_action: Action | None = None
     data: dict[str, Any] | None = None
-
-
-async def next_seq(environment_id: PydanticObjectId, subscriber_id: str) -> int:
-    collection = InboxSequence.get_pymongo_collection()
-    for _ in range(5):  # a concurrent first message: retry and increment the counter the other one created
-        with contextlib.suppress(DuplicateKeyError):
-            raw = await collection.find_one_and_update(
-                {"environment_id": environment_id, "subscriber_id": subscriber_id},
-                {"$inc": {"value": 1}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            if raw is not None:
-                return int(raw["value"])
-    raise RuntimeError("could not allocate an inbox sequence number")
+    tags: list[str] = field(default_factory=list)
 
 
 async def deliver_in_app(new: NewMessage, publisher: Publisher) -> tuple[InboxMessage, bool]:
-    """Write the message once (a redelivered job finds it) and publish its event; returns it and whether it is new."""
-    # No read first: the unique (notification, step) index catches a redelivery (at the cost of an unused seq).
-    seq = await next_seq(new.environment_id, new.subscriber_id)
+    """Write the message once (a redelivered job finds it), log its event and ring; returns it and whether it is new.
+
+    A run that died between the message and its event is completed by the redelivery: the event is logged then.
+    """
     message = InboxMessage(
         environment_id=new.environment_id,
         subscriber_id=new.subscriber_id,
@@ -57,7 +43,6 @@ async def deliver_in_app(new: NewMessage, publisher: Publisher) -> tuple[InboxMe
         transaction_id=new.transaction_id,
         workflow_id=new.workflow_id,
         step_id=new.step_id,
-        seq=seq,
         subject=new.subject,
         body=new.body,
         avatar=new.avatar,
@@ -65,22 +50,19 @@ async def deliver_in_app(new: NewMessage, publisher: Publisher) -> tuple[InboxMe
         primary_action=new.primary_action,
         secondary_action=new.secondary_action,
         data=new.data or {},
+        tags=new.tags,
     )
+    created = True
     try:
         await message.insert()
     except DuplicateKeyError:
         found = await InboxMessage.find_one({"notification_id": new.notification_id, "step_id": new.step_id})
         assert found is not None
-        return found, False
-    await InboxEvent(
-        environment_id=new.environment_id,
-        subscriber_id=new.subscriber_id,
-        seq=seq,
-        type=NOTIFICATION_RECEIVED,
-        message_id=message.id,
-    ).insert()
-    await publisher.publish(
-        subscriber_channel(new.environment_id, new.subscriber_id),
-        encode_event(seq, NOTIFICATION_RECEIVED, messageId=str(message.id)),
-    )
-    return message, True
+        message, created = found, False
+    assert message.id is not None
+    if not created and await received_logged(message.id):
+        return message, False
+    seq = await append_events(new.environment_id, new.subscriber_id, [(EventType.RECEIVED, message.id)])
+    if seq is not None:
+        await ring(publisher, new.environment_id, new.subscriber_id, seq)
+    return message, created

@@ -36,6 +36,7 @@ class WorkflowSnapshot(BaseModel):
     name: str
     critical: bool
     read_only: bool
+    tags: list[str] = Field(default_factory=list)
     channel_defaults: dict[str, bool] = Field(default_factory=dict)
     steps: list[dict[str, Any]] = Field(default_factory=list)
 

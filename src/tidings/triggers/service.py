@@ -48,6 +48,7 @@ def snapshot(workflow: Workflow) -> WorkflowSnapshot:
         name=workflow.name,
         critical=workflow.critical,
         read_only=workflow.preferences.read_only,
+        tags=list(workflow.tags),
         channel_defaults={channel.value: enabled for channel, enabled in workflow.preferences.channels.items()},
         steps=[step.model_dump(mode="json") for step in workflow.steps],
     )

@@ -31,7 +31,7 @@ def subscriber_to_graphql(subscriber: documents.Subscriber) -> Subscriber:
             )
             for chat in subscriber.chat
         ],
-        is_online=subscriber.is_online,
+        environment_id=subscriber.environment_id,
         last_online_at=subscriber.last_online_at,
         created_at=subscriber.created_at,
         updated_at=subscriber.updated_at,

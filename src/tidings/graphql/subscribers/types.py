@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from beanie import PydanticObjectId
 from strawberry.scalars import JSON
+
+from tidings.graphql.context import Info
+from tidings.inbox.presence import is_online
 
 
 @strawberry.type(description="Device tokens for one push integration.")
@@ -34,10 +38,14 @@ class Subscriber:
     data: JSON
     push: list[PushEndpoint]
     chat: list[ChatEndpoint]
-    is_online: bool
-    last_online_at: datetime | None
+    environment_id: strawberry.Private[PydanticObjectId]
+    last_online_at: datetime | None = strawberry.field(description="When it last connected or disconnected.")
     created_at: datetime
     updated_at: datetime
+
+    @strawberry.field(description="Whether an inbox websocket of this subscriber is open on any API process.")
+    async def is_online(self, info: Info) -> bool:
+        return await is_online(info.context.hub.redis, self.environment_id, self.subscriber_id)
 
 
 @strawberry.type(description="The outcome of `upsertSubscriber`.")
