@@ -13,13 +13,18 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from tidings.app.body_limit import BodyLimitMiddleware
+from tidings.app.cors import cors_middleware
 from tidings.app.health import healthz, readyz
 from tidings.app.metrics import HttpMetricsMiddleware, metrics, sample_queue_forever
 from tidings.app.resources import Resources, open_resources
 from tidings.app.settings import Settings
+from tidings.app.widget import widget_routes
 from tidings.core.crypto import Cipher
+from tidings.graphql.context import InboxOptions
 from tidings.graphql.endpoint import PROTOCOLS, GraphQLApp
 from tidings.graphql.schema import build_schema
+from tidings.inbox.hub import InboxHub
+from tidings.inbox.sessions import session_signer
 from tidings.tasks.broker import CONSUMER_GROUP
 from tidings.tasks.queue import BrokerTaskQueue
 
@@ -35,23 +40,37 @@ def create_app(settings: Settings) -> Starlette:
         max_aliases=settings.graphql_max_aliases,
         introspection=settings.graphql_introspection,
     )
+    secret_key = settings.require_secret_key()
+    inbox = InboxOptions(
+        signer=session_signer(secret_key),
+        session_ttl_seconds=settings.inbox_session_ttl_seconds,
+        replay_page=settings.inbox_replay_page,
+        client_max_lag=settings.inbox_client_max_lag,
+    )
     graphql = GraphQLApp(
         schema,
         limits=settings.limits(),
-        cipher=Cipher(settings.require_secret_key()),
+        cipher=Cipher(secret_key),
+        inbox=inbox,
         graphql_ide="graphiql" if settings.graphql_ide else None,
         allow_queries_via_get=False,
         subscription_protocols=PROTOCOLS,
+        # Strawberry refuses websocket handshakes from other origins unless listed (the widget on your site).
+        allowed_origins=settings.cors_origins,
     )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[State]:
         async with open_resources(settings) as resources:
             graphql.queue = BrokerTaskQueue(resources.broker)
+            hub = InboxHub(resources.redis, presence_ttl=settings.inbox_presence_ttl_seconds)
+            await hub.start()
+            graphql.hub = hub
             sampler = asyncio.create_task(sample_queue_forever(resources.redis, settings.queue_name, CONSUMER_GROUP))
             try:
                 yield {"resources": resources}
             finally:
+                await hub.stop()
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
@@ -62,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *widget_routes(demo_page_enabled=settings.demo_page),
     ]
     known_paths = frozenset(route.path for route in routes if isinstance(route, Route | WebSocketRoute))
     return Starlette(
@@ -69,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         middleware=[
             Middleware(HttpMetricsMiddleware, known_paths=known_paths),
+            *([cors_middleware(settings.cors_origins)] if settings.cors_origins else []),
             Middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body_bytes),
         ],
     )

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from pydantic import SecretStr
+
 from tidings.app.embedded import (
     EmbeddedServer,
     EmbeddedServerError,
@@ -89,6 +91,7 @@ def _banner(base: str, api_key: str, application_identifier: str, data_dir: Path
         f"  Health        {base}/readyz",
         f"  API key       {api_key}",
         f"  App id        {application_identifier}",
+        f"  Inbox demo    {base}/demo/inbox?applicationIdentifier={application_identifier}&subscriberId=demo-user",
         f"  Data          {data_dir.resolve()}" + (f" ({', '.join(embedded)} embedded)" if embedded else ""),
         "",
         "Try it:",
@@ -126,7 +129,9 @@ def run_dev(settings: Settings) -> int:
             else _read_or_create(data_dir / "secret-key", lambda: secrets.token_urlsafe(32))
         )
         api_key = _read_or_create(data_dir / "dev-api-key", new_api_key)
-        resolved = settings.model_copy(update={"mongodb_url": mongodb_url, "redis_url": redis_url})
+        resolved = settings.model_copy(
+            update={"mongodb_url": mongodb_url, "redis_url": redis_url, "secret_key": SecretStr(secret_key)}
+        )
         application_identifier = asyncio.run(
             seed_environment(resolved, DEV_ENVIRONMENT, api_key)
         ).application_identifier
@@ -139,6 +144,7 @@ def run_dev(settings: Settings) -> int:
                 env_name("secret_key"): secret_key,
                 env_name("port"): str(port),
                 env_name("graphql_ide"): "true",
+                env_name("demo_page"): "true",
                 env_name("heartbeat_dir"): str((data_dir / "run").resolve()),
             }
         )
