@@ -587,3 +587,31 @@ async def test_presence_follows_websocket_connections(
         await asyncio.sleep(0.1)
     assert now["isOnline"] is False
     assert datetime.fromisoformat(now["lastOnlineAt"]) >= connected_at
+
+
+async def test_a_snooze_that_ran_out_brings_the_message_back_live(
+    api: tuple[Any, str],
+    anonymous: GraphQL,
+    alpha: IssuedEnvironment,
+    client: httpx.AsyncClient,
+    publisher: RedisPublisher,
+) -> None:
+    from tidings.inbox.state import wake_snoozed  # noqa: PLC0415
+
+    inbox = await _inbox(client, anonymous, alpha, _subscriber())
+    message = await _deliver(inbox, publisher, subject="later")
+    until = datetime.now(UTC) + timedelta(hours=2)
+    snooze = "mutation($id: ID!, $until: DateTime!) { inboxSnooze(id: $id, until: $until) { isSnoozed } }"
+    assert (await inbox.data(snooze, id=message, until=until.isoformat()))["inboxSnooze"]["isSnoozed"] is True
+    assert (await inbox.data(COUNTS, filters=[{}]))["inboxCounts"][0]["total"] == 0
+    socket = await Socket.open(api[1], {"token": inbox.token})
+    await socket.subscribe()
+    await socket.until("CountsChanged")
+    # What the scheduler does every tick, run at a time after the snooze ended.
+    assert await wake_snoozed(publisher, 100, now=until + timedelta(seconds=1)) >= 1
+    woken = await socket.until("NotificationUpdated")
+    assert woken["notificationId"] == message
+    assert (await socket.until("CountsChanged"))["counts"]["total"] == 1
+    node = (await inbox.data(FEED))["inboxNotifications"]["edges"][0]["node"]
+    assert (node["id"], node["isSnoozed"], node["snoozedUntil"]) == (message, False, None)
+    await socket.close()

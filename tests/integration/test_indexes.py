@@ -7,6 +7,7 @@ followed by a filter over the whole environment does not pass for "indexed".
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +20,9 @@ from tidings.integrations.documents import IDENTIFIER_INDEX, PRIMARY_INDEX
 ENV = ObjectId()
 AFTER = ObjectId()
 ENV_ID = "environment_id_1__id_1"
+INBOX_EVENTS = "environment_id_1_subscriber_id_1_seq_1"
+INBOX_VISIBLE = "environment_id_1_subscriber_id_1_archived_1_snoozed_1"
+NOW = datetime.now(UTC)
 
 # (collection, filter, sort, hint the service sends, index the plan must scan): the shapes the services query with.
 type Case = tuple[str, dict[str, Any], dict[str, int] | None, str | None, str]
@@ -120,6 +124,43 @@ CASES: list[Case] = [
         None,
         "environment_id_1_workflow_id_1",
     ),
+    # The inbox: the newest event, events after a cursor, a redelivery's "received" event, the feed and its counts.
+    ("inbox_events", {"environment_id": ENV, "subscriber_id": "ada"}, {"seq": -1}, None, INBOX_EVENTS),
+    (
+        "inbox_events",
+        {"environment_id": ENV, "subscriber_id": "ada", "seq": {"$gt": 5}},
+        {"seq": 1},
+        None,
+        INBOX_EVENTS,
+    ),
+    ("inbox_events", {"message_id": AFTER, "type": "received"}, None, None, "one_received_event_per_message"),
+    # The default feed (not archived, not snoozed) newest first, its unread and unseen counts, one by id, the
+    # scheduler's ended snoozes.
+    (
+        "inbox_messages",
+        {"environment_id": ENV, "subscriber_id": "ada", "archived": False, "snoozed": False, "_id": {"$lt": AFTER}},
+        {"_id": -1},
+        None,
+        f"{INBOX_VISIBLE}__id_-1",
+    ),
+    *(
+        (
+            "inbox_messages",
+            {"environment_id": ENV, "subscriber_id": "ada", "archived": False, "snoozed": False, flag: False},
+            None,
+            None,
+            f"{INBOX_VISIBLE}_{flag}_1",
+        )
+        for flag in ("read", "seen")
+    ),
+    (
+        "inbox_messages",
+        {"_id": AFTER, "environment_id": ENV, "subscriber_id": "ada"},
+        None,
+        None,
+        "environment_id_1_subscriber_id_1__id_-1",
+    ),
+    ("inbox_messages", {"snoozed": True, "snoozed_until": {"$lte": NOW}}, None, None, "snoozed_1_snoozed_until_1"),
     # Search pages through two ranges, each with a hint to its index (see subscribers.service.list_subscribers).
     *(
         (

@@ -12,6 +12,7 @@ from tidings.app.resources import open_resources
 from tidings.app.settings import Settings
 from tidings.app.signals import stop_event_on_signals
 from tidings.engine.scheduling import Sweeper
+from tidings.tasks.publisher import RedisPublisher
 from tidings.tasks.queue import BrokerTaskQueue
 from tidings.tasks.scheduler import LeaderLock, run_scheduler
 
@@ -26,7 +27,9 @@ async def run_scheduler_role(settings: Settings) -> None:
         )
         try:
             lock = LeaderLock(resources.redis, settings.scheduler_lock_ttl_seconds)
-            sweeper = Sweeper(BrokerTaskQueue(resources.broker), sweep_policy(settings))
+            sweeper = Sweeper(
+                BrokerTaskQueue(resources.broker), sweep_policy(settings), RedisPublisher(resources.redis)
+            )
             await run_scheduler(lock, sweeper, settings.scheduler_tick_seconds, stop)
         finally:
             heartbeat.cancel()

@@ -1,4 +1,5 @@
-"""The scheduler's work, done by the elected leader on every tick: put due and lost work back on the queue.
+"""The scheduler's work, done by the elected leader on every tick: put due and lost work back on the queue, and wake
+snoozed inbox messages whose time came.
 
 MongoDB is the truth: parked jobs (delays, digest windows, retries) carry `due_at`; a job `queued` long ago whose
 wake-up was lost (Redis restarted empty, or was down when it was queued), a `running` job whose worker's lease ran
@@ -8,11 +9,16 @@ so any number of sweeps, in any order, never queue a job twice at once.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
+
 from tidings.core.clock import utcnow
 from tidings.core.queue import QueueUnavailableError, TaskQueue
+from tidings.inbox.events import Publisher
+from tidings.inbox.state import wake_snoozed
 from tidings.notifications.documents import Job, JobStatus, Trigger, TriggerStatus
 from tidings.notifications.service import PROCESS_TRIGGER_TASK, RUN_JOB_TASK
 
@@ -62,16 +68,20 @@ async def recover_lost_work(queue: TaskQueue, policy: SweepPolicy, now: datetime
 
 
 class Sweeper:
-    """The scheduler's tick: due jobs every time, the slower recovery sweep every `recovery_every` ticks."""
+    """The scheduler's tick: due jobs and ended snoozes every time, the slower recovery sweep every
+    `recovery_every` ticks."""
 
-    def __init__(self, queue: TaskQueue, policy: SweepPolicy, recovery_every: int = 25) -> None:
+    def __init__(self, queue: TaskQueue, policy: SweepPolicy, publisher: Publisher, recovery_every: int = 25) -> None:
         self.queue = queue
         self.policy = policy
+        self.publisher = publisher
         self.recovery_every = recovery_every
         self.ticks = 0
 
     async def __call__(self) -> None:
         self.ticks += 1
+        with contextlib.suppress(RedisError):  # the snoozes stay due in MongoDB; the next tick tries again
+            await wake_snoozed(self.publisher, self.policy.batch)
         try:
             await wake_due_jobs(self.queue, self.policy)
             if self.ticks % self.recovery_every == 1:

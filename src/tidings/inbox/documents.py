@@ -19,6 +19,14 @@ class Action(BaseModel):
     completed_at: datetime | None = None
 
 
+_VISIBLE = [
+    ("environment_id", ASCENDING),
+    ("subscriber_id", ASCENDING),
+    ("archived", ASCENDING),
+    ("snoozed", ASCENDING),
+]
+
+
 class InboxMessage(Document):
     environment_id: PydanticObjectId
     subscriber_id: str
@@ -34,6 +42,11 @@ class InboxMessage(Document):
     secondary_action: Action | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    # State as flags (what the feed and counts filter on, by equality, so each is one index range) and as times.
+    read: bool = False
+    seen: bool = False
+    archived: bool = False
+    snoozed: bool = False  # cleared by the scheduler once `snoozed_until` passed (inbox.state.wake_snoozed)
     read_at: datetime | None = None
     seen_at: datetime | None = None
     archived_at: datetime | None = None
@@ -46,6 +59,11 @@ class InboxMessage(Document):
             # One message per notification step: a redelivered in_app job finds it instead of writing twice.
             IndexModel([("notification_id", ASCENDING), ("step_id", ASCENDING)], unique=True),
             IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING), ("_id", DESCENDING)]),
+            # The default feed (not archived, not snoozed) newest first, and its unread and unseen counts.
+            IndexModel([*_VISIBLE, ("_id", DESCENDING)]),
+            IndexModel([*_VISIBLE, ("read", ASCENDING)]),
+            IndexModel([*_VISIBLE, ("seen", ASCENDING)]),
+            IndexModel([("snoozed", ASCENDING), ("snoozed_until", ASCENDING)]),
         ]
 
 

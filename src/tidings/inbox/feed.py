@@ -9,7 +9,6 @@ from typing import Any
 
 from beanie import PydanticObjectId
 
-from tidings.core.clock import utcnow
 from tidings.core.errors import ValidationError
 from tidings.core.pagination import Page, PageRequest, paginate
 from tidings.inbox.documents import InboxMessage
@@ -20,7 +19,8 @@ MAX_COUNT_FILTERS = 10
 
 @dataclass(frozen=True, slots=True)
 class InboxFilter:
-    """None means "either". By default the feed hides archived and snoozed messages, as inboxes do."""
+    """None means "either". By default the feed hides archived and snoozed messages, as inboxes do; a snooze that
+    ran out counts as snoozed until the scheduler's next tick wakes it (and tells live clients)."""
 
     read: bool | None = None
     seen: bool | None = None
@@ -38,23 +38,13 @@ class InboxCounts:
     unseen: int
 
 
-def _is_set(field: str, value: bool) -> dict[str, Any]:
-    return {field: {"$ne": None}} if value else {field: None}
-
-
-def message_query(
-    environment_id: PydanticObjectId, subscriber_id: str, inbox_filter: InboxFilter, now: datetime
-) -> dict[str, Any]:
+def message_query(environment_id: PydanticObjectId, subscriber_id: str, inbox_filter: InboxFilter) -> dict[str, Any]:
+    """Equality on the state flags: each common filter is one range of one index (see InboxMessage's indexes)."""
     query: dict[str, Any] = {"environment_id": environment_id, "subscriber_id": subscriber_id}
-    if inbox_filter.read is not None:
-        query |= _is_set("read_at", inbox_filter.read)
-    if inbox_filter.seen is not None:
-        query |= _is_set("seen_at", inbox_filter.seen)
-    if inbox_filter.archived is not None:
-        query |= _is_set("archived_at", inbox_filter.archived)
-    if inbox_filter.snoozed is not None:
-        # A snooze that ran out counts as not snoozed even before the scheduler clears it.
-        query["snoozed_until"] = {"$gt": now} if inbox_filter.snoozed else {"$not": {"$gt": now}}
+    for field in ("archived", "snoozed", "read", "seen"):
+        value = getattr(inbox_filter, field)
+        if value is not None:
+            query[field] = value
     if inbox_filter.tags:
         query["tags"] = {"$in": list(inbox_filter.tags)}
     created: dict[str, datetime] = {}
@@ -70,7 +60,7 @@ def message_query(
 async def inbox_page(
     environment_id: PydanticObjectId, subscriber_id: str, inbox_filter: InboxFilter, request: PageRequest
 ) -> Page[InboxMessage]:
-    query = message_query(environment_id, subscriber_id, inbox_filter, utcnow())
+    query = message_query(environment_id, subscriber_id, inbox_filter)
     return await paginate(InboxMessage.find(query), request, descending=True)
 
 
@@ -78,16 +68,18 @@ async def inbox_counts(
     environment_id: PydanticObjectId, subscriber_id: str, inbox_filter: InboxFilter = InboxFilter()
 ) -> InboxCounts:
     collection = InboxMessage.get_pymongo_collection()
-    query = message_query(environment_id, subscriber_id, inbox_filter, utcnow())
-    # The filter's own read/seen choice wins: "unread among read messages" is 0, not a contradiction to resolve.
-    unread = query if inbox_filter.read is not None else query | {"read_at": None}
-    unseen = query if inbox_filter.seen is not None else query | {"seen_at": None}
+    query = message_query(environment_id, subscriber_id, inbox_filter)
     total = await collection.count_documents(query)
-    return InboxCounts(
-        total=total,
-        unread=0 if inbox_filter.read else await collection.count_documents(unread),
-        unseen=0 if inbox_filter.seen else await collection.count_documents(unseen),
-    )
+    # The filter's own read/seen choice decides: "unread among read messages" is 0, among unread ones the total.
+    if inbox_filter.read is None:
+        unread = await collection.count_documents(query | {"read": False})
+    else:
+        unread = 0 if inbox_filter.read else total
+    if inbox_filter.seen is None:
+        unseen = await collection.count_documents(query | {"seen": False})
+    else:
+        unseen = 0 if inbox_filter.seen else total
+    return InboxCounts(total=total, unread=unread, unseen=unseen)
 
 
 async def counts_for(

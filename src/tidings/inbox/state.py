@@ -86,26 +86,32 @@ async def mark_read(owner: Owner, message_id: str, publisher: Publisher) -> Inbo
     now = utcnow()
     # Reading implies seeing; a message seen earlier keeps its first seen time.
     await InboxMessage.get_pymongo_collection().update_one(
-        {"_id": parse_message_id(message_id), **owner.key(), "seen_at": None}, {"$set": {"seen_at": now}}
+        {"_id": parse_message_id(message_id), **owner.key(), "seen": False}, {"$set": {"seen": True, "seen_at": now}}
     )
-    return await _change(owner, message_id, publisher, when={"read_at": None}, update={"$set": {"read_at": now}})
+    return await _change(
+        owner, message_id, publisher, when={"read": False}, update={"$set": {"read": True, "read_at": now}}
+    )
 
 
 async def mark_unread(owner: Owner, message_id: str, publisher: Publisher) -> InboxMessage:
     return await _change(
-        owner, message_id, publisher, when={"read_at": {"$ne": None}}, update={"$set": {"read_at": None}}
+        owner, message_id, publisher, when={"read": True}, update={"$set": {"read": False, "read_at": None}}
     )
 
 
 async def archive(owner: Owner, message_id: str, publisher: Publisher) -> InboxMessage:
     return await _change(
-        owner, message_id, publisher, when={"archived_at": None}, update={"$set": {"archived_at": utcnow()}}
+        owner,
+        message_id,
+        publisher,
+        when={"archived": False},
+        update={"$set": {"archived": True, "archived_at": utcnow()}},
     )
 
 
 async def unarchive(owner: Owner, message_id: str, publisher: Publisher) -> InboxMessage:
     return await _change(
-        owner, message_id, publisher, when={"archived_at": {"$ne": None}}, update={"$set": {"archived_at": None}}
+        owner, message_id, publisher, when={"archived": True}, update={"$set": {"archived": False, "archived_at": None}}
     )
 
 
@@ -116,13 +122,17 @@ async def snooze(owner: Owner, message_id: str, until: datetime, publisher: Publ
     if not now < until <= now + MAX_SNOOZE:
         raise ValidationError(f"until must be in the future and at most {MAX_SNOOZE.days} days away", field="until")
     return await _change(
-        owner, message_id, publisher, when={"snoozed_until": {"$ne": until}}, update={"$set": {"snoozed_until": until}}
+        owner,
+        message_id,
+        publisher,
+        when={"snoozed_until": {"$ne": until}},
+        update={"$set": {"snoozed": True, "snoozed_until": until}},
     )
 
 
 async def unsnooze(owner: Owner, message_id: str, publisher: Publisher) -> InboxMessage:
     return await _change(
-        owner, message_id, publisher, when={"snoozed_until": {"$ne": None}}, update={"$set": {"snoozed_until": None}}
+        owner, message_id, publisher, when={"snoozed": True}, update={"$set": {"snoozed": False, "snoozed_until": None}}
     )
 
 
@@ -157,7 +167,8 @@ async def _bulk(owner: Owner, query: dict[str, Any], update: dict[str, Any], pub
     collection = InboxMessage.get_pymongo_collection()
     changed = 0
     while True:
-        ids = [row["_id"] async for row in collection.find(query, projection={"_id": 1}).limit(_BULK_BATCH)]
+        found = collection.find(query, projection={"_id": 1}).limit(_BULK_BATCH)
+        ids = [row["_id"] async for row in found]
         if not ids:
             return changed
         # The batch's ids plus the query again: a message another device changed meanwhile is not counted twice.
@@ -170,23 +181,41 @@ async def mark_seen(owner: Owner, message_ids: Sequence[str], publisher: Publish
     if len(message_ids) > maximum:
         raise ValidationError(f"at most {maximum} ids per call", field="ids")
     ids = [parse_message_id(value, field=f"ids.{i}") for i, value in enumerate(message_ids)]
-    query = {**owner.key(), "_id": {"$in": ids}, "seen_at": None}
-    return await _bulk(owner, query, {"$set": {"seen_at": utcnow()}}, publisher)
+    query = {**owner.key(), "_id": {"$in": ids}, "seen": False}
+    return await _bulk(owner, query, {"$set": {"seen": True, "seen_at": utcnow()}}, publisher)
 
 
 async def mark_all_read(owner: Owner, tags: Sequence[str], publisher: Publisher) -> int:
     base = message_query(
-        owner.environment_id, owner.subscriber_id, InboxFilter(archived=None, snoozed=None, tags=tuple(tags)), utcnow()
+        owner.environment_id, owner.subscriber_id, InboxFilter(archived=None, snoozed=None, tags=tuple(tags))
     )
     now = utcnow()
     await InboxMessage.get_pymongo_collection().update_many(
-        {**base, "seen_at": None, "read_at": None}, {"$set": {"seen_at": now}}
+        {**base, "seen": False, "read": False}, {"$set": {"seen": True, "seen_at": now}}
     )
-    return await _bulk(owner, {**base, "read_at": None}, {"$set": {"read_at": now}}, publisher)
+    return await _bulk(owner, {**base, "read": False}, {"$set": {"read": True, "read_at": now}}, publisher)
 
 
 async def archive_all_read(owner: Owner, tags: Sequence[str], publisher: Publisher) -> int:
     base = message_query(
-        owner.environment_id, owner.subscriber_id, InboxFilter(archived=False, snoozed=None, tags=tuple(tags)), utcnow()
+        owner.environment_id, owner.subscriber_id, InboxFilter(archived=False, snoozed=None, tags=tuple(tags))
     )
-    return await _bulk(owner, {**base, "read_at": {"$ne": None}}, {"$set": {"archived_at": utcnow()}}, publisher)
+    return await _bulk(owner, {**base, "read": True}, {"$set": {"archived": True, "archived_at": utcnow()}}, publisher)
+
+
+async def wake_snoozed(publisher: Publisher, batch: int, now: datetime | None = None) -> int:
+    """Bring back messages whose snooze ran out (the scheduler calls this every tick); each owner's live clients
+    get the change as an event. Returns how many woke."""
+    now = now or utcnow()
+    collection = InboxMessage.get_pymongo_collection()
+    due = {"snoozed": True, "snoozed_until": {"$lte": now}}
+    woken = 0
+    async for row in collection.find(due, projection={"environment_id": 1, "subscriber_id": 1}).limit(batch):
+        result = await collection.update_one(
+            {"_id": row["_id"], **due}, {"$set": {"snoozed": False, "snoozed_until": None}}
+        )
+        if result.modified_count:
+            owner = Owner(PydanticObjectId(row["environment_id"]), row["subscriber_id"])
+            await _announce(owner, [(EventType.UPDATED, PydanticObjectId(row["_id"]))], publisher)
+            woken += 1
+    return woken

@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from tidings.core.clock import utcnow
 from tidings.graphql.inbox.types import (
     CountsChanged,
     InboxAction,
@@ -47,7 +46,6 @@ def _action(action: documents.Action | None) -> InboxAction | None:
 
 
 def notification_to_graphql(message: documents.InboxMessage) -> InboxNotification:
-    now = utcnow()
     return InboxNotification(
         id=strawberry.ID(str(message.id)),
         workflow_id=message.workflow_id,
@@ -61,13 +59,13 @@ def notification_to_graphql(message: documents.InboxMessage) -> InboxNotificatio
         data=JSON(message.data),
         tags=message.tags,
         created_at=message.created_at,
-        is_read=message.read_at is not None,
+        is_read=message.read,
         read_at=message.read_at,
-        is_seen=message.seen_at is not None,
+        is_seen=message.seen,
         seen_at=message.seen_at,
-        is_archived=message.archived_at is not None,
+        is_archived=message.archived,
         archived_at=message.archived_at,
-        is_snoozed=message.snoozed_until is not None and message.snoozed_until > now,
+        is_snoozed=message.snoozed,
         snoozed_until=message.snoozed_until,
     )
 
