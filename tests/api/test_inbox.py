@@ -504,6 +504,15 @@ async def test_live_events_updates_and_counts(
     assert (deleted["__typename"], deleted["deleted"], deleted["notification"]) == ("NotificationUpdated", True, None)
     assert (await socket.next())["counts"] == {"total": 0, "unread": 0, "unseen": 0}
     await socket.close()
+    metrics = (await client.get("/metrics")).text
+    sent = {
+        line.split('type="')[1].split('"')[0]: float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("tidings_inbox_events_sent_total{")
+    }
+    assert sent["NotificationReceived"] >= 1
+    assert sent["NotificationUpdated"] >= 2
+    assert sent["CountsChanged"] >= 4
 
 
 async def test_resume_after_a_dropped_connection_gets_exactly_the_missed_events(
