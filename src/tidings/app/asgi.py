@@ -26,6 +26,7 @@ from tidings.graphql.schema import build_schema
 from tidings.inbox.hub import InboxHub
 from tidings.inbox.sessions import session_signer
 from tidings.tasks.broker import CONSUMER_GROUP
+from tidings.tasks.providers.registry import ProviderSender
 from tidings.tasks.queue import BrokerTaskQueue
 
 
@@ -47,11 +48,14 @@ def create_app(settings: Settings) -> Starlette:
         replay_page=settings.inbox_replay_page,
         client_max_lag=settings.inbox_client_max_lag,
     )
+    # `testIntegration` sends from the API process through the same providers as the workers.
+    sender = ProviderSender(Cipher(secret_key), allow_private_networks=settings.allow_private_network_urls)
     graphql = GraphQLApp(
         schema,
         limits=settings.limits(),
         cipher=Cipher(secret_key),
         inbox=inbox,
+        sender=sender,
         graphql_ide="graphiql" if settings.graphql_ide else None,
         allow_queries_via_get=False,
         subscription_protocols=PROTOCOLS,
@@ -71,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
                 yield {"resources": resources}
             finally:
                 await hub.stop()
+                await sender.aclose()
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler

@@ -13,6 +13,7 @@ from tidings.core.crypto import Cipher
 from tidings.core.limits import Limits
 from tidings.core.queue import TaskQueue
 from tidings.core.tokens import Signer
+from tidings.engine.delivery import Sender
 from tidings.environments.documents import Environment
 from tidings.inbox.hub import InboxHub
 from tidings.inbox.state import Owner
@@ -38,6 +39,7 @@ class Context:
     queue: TaskQueue
     inbox: InboxOptions
     hub: InboxHub
+    sender: Sender  # for `testIntegration`: the same providers the workers send with
     subscriber_token: str | None = None
     # Filled once per request (or websocket) by `permissions.require_subscriber`.
     owner: Owner | None = None

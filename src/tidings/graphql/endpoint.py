@@ -17,6 +17,7 @@ from tidings.core.crypto import Cipher
 from tidings.core.errors import UnauthenticatedError
 from tidings.core.limits import Limits
 from tidings.core.queue import TaskQueue
+from tidings.engine.delivery import Sender
 from tidings.graphql.context import Context, InboxOptions, parse_api_key, parse_subscriber_token
 from tidings.inbox.hub import InboxHub
 from tidings.inbox.sessions import ExpiredTokenError, verify_session
@@ -74,12 +75,20 @@ class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = SubscriberSocketHandler
 
     def __init__(
-        self, schema: BaseSchema, *, limits: Limits, cipher: Cipher, inbox: InboxOptions, **options: Any
+        self,
+        schema: BaseSchema,
+        *,
+        limits: Limits,
+        cipher: Cipher,
+        inbox: InboxOptions,
+        sender: Sender,
+        **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         self.limits = limits
         self.cipher = cipher
         self.inbox = inbox
+        self.sender = sender
         # Set by the app's lifespan once the broker and Redis are open.
         self.queue: TaskQueue | None = None
         self.hub: InboxHub | None = None
@@ -97,5 +106,6 @@ class GraphQLApp(GraphQL[Context, None]):
             queue=self.queue,
             inbox=self.inbox,
             hub=self.hub,
+            sender=self.sender,
             subscriber_token=parse_subscriber_token(authorization),
         )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from strawberry.scalars import JSON
 
-from tidings.graphql.integrations.types import Integration
+from tidings.engine.trial_send import TrialResult
+from tidings.graphql.integrations.types import Integration, IntegrationTestResult
 from tidings.integrations import documents
 from tidings.integrations.credentials import credential_keys, public_config
 
@@ -21,4 +22,15 @@ def integration_to_graphql(integration: documents.Integration) -> Integration:
         primary=integration.primary,
         created_at=integration.created_at,
         updated_at=integration.updated_at,
+    )
+
+
+def trial_to_graphql(result: TrialResult) -> IntegrationTestResult:
+    return IntegrationTestResult(
+        success=result.success,
+        duration_ms=result.duration_ms,
+        provider_message_id=result.provider_message_id,
+        failure_kind=result.failure_kind,
+        message=result.message,
+        detail=JSON(result.detail),
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from tidings.engine.delivery import FailureKind
 from tidings.graphql.channels import Channel
 
 
@@ -24,3 +25,21 @@ class Integration:
     )
     created_at: datetime
     updated_at: datetime
+
+
+DeliveryFailureKind = strawberry.enum(
+    FailureKind,
+    name="DeliveryFailureKind",
+    description="TRANSIENT: worth retrying; PERMANENT: fix the settings or content; BAD_ENDPOINT: the recipient's "
+    "address or token is invalid.",
+)
+
+
+@strawberry.type(description="The outcome of `testIntegration`: the provider's own answer to one real send.")
+class IntegrationTestResult:
+    success: bool
+    duration_ms: int
+    provider_message_id: str | None
+    failure_kind: DeliveryFailureKind | None  # type: ignore[valid-type]
+    message: str | None = strawberry.field(description="Why it failed (never a secret or the message body).")
+    detail: JSON = strawberry.field(description="What the provider answered that is safe to show (status, codes).")
