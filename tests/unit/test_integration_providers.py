@@ -39,8 +39,19 @@ def _field(provider: str, config: dict[str, Any], credentials: dict[str, Any] | 
 def test_registry_channels_and_secret_fields() -> None:
     assert {spec_id: spec.channel for spec_id, spec in PROVIDERS.items()} == {
         "smtp": Channel.EMAIL,
+        "sendgrid": Channel.EMAIL,
+        "postmark": Channel.EMAIL,
+        "resend": Channel.EMAIL,
+        "mailgun": Channel.EMAIL,
+        "twilio": Channel.SMS,
+        "vonage": Channel.SMS,
+        "sms-webhook": Channel.SMS,
         "webhook": Channel.CHAT,
         "slack-webhook": Channel.CHAT,
+        "slack-api": Channel.CHAT,
+        "discord": Channel.CHAT,
+        "teams": Channel.CHAT,
+        "telegram": Channel.CHAT,
         "in-app": Channel.IN_APP,
     }
     assert SMTP.secret_fields == {"password"}
@@ -53,6 +64,17 @@ VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "smtp": ({"host": "smtp.example.com", "fromEmail": "a@example.com"}, {"password": "pw-value-1"}),
     "webhook": ({"url": "https://example.com/hook"}, {"signingSecret": "sig-value-2"}),
     "slack-webhook": ({}, {"webhookUrl": "https://hooks.slack.com/services/T/B/x"}),
+    "sendgrid": ({"fromEmail": "a@example.com"}, {"apiKey": "SG.key-value"}),
+    "postmark": ({"fromEmail": "a@example.com"}, {"serverToken": "pm-token-value"}),
+    "resend": ({"fromEmail": "a@example.com"}, {"apiKey": "re_key_value"}),
+    "mailgun": ({"fromEmail": "a@example.com", "domain": "mg.example.com"}, {"apiKey": "key-value-mg"}),
+    "twilio": ({"accountSid": "AC" + "0" * 32, "fromNumber": "+15005550006"}, {"authToken": "tw-token-value"}),
+    "vonage": ({"apiKey": "abcd1234", "fromNumber": "Tidings"}, {"apiSecret": "vonage-secret"}),
+    "sms-webhook": ({"url": "https://sms.example.com/send"}, {"signingSecret": "sig-value-3"}),
+    "discord": ({}, {"webhookUrl": "https://discord.com/api/webhooks/1/abc"}),
+    "teams": ({}, {"webhookUrl": "https://example.webhook.office.com/webhookb2/x"}),
+    "telegram": ({"defaultChatId": "12345"}, {"botToken": "123456:AAH_token-value_0123456789abcdefghij"}),
+    "slack-api": ({"defaultChannel": "C0123"}, {"botToken": "xoxb-token-value"}),
     "in-app": ({}, {}),
 }
 
@@ -156,3 +178,12 @@ def test_field_for_maps_api_names_to_stored_names() -> None:
     assert SMTP.field_for("fromEmail") == "from_email"
     assert SMTP.field_for("from_email") is None
     assert SLACK.field_for("webhookUrl") == "webhook_url"
+
+
+def test_every_provider_that_sends_has_a_class_and_each_class_a_spec() -> None:
+    from tidings.tasks.providers.registry import PROVIDERS_BY_ID  # noqa: PLC0415
+
+    assert set(PROVIDERS) - {"in-app"} == set(PROVIDERS_BY_ID)
+    for provider_id, spec in PROVIDERS.items():
+        assert spec.id == provider_id
+        assert spec.secret_fields <= set(spec.settings_model.model_fields), provider_id

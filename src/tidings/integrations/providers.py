@@ -6,68 +6,43 @@ log or a traceback shows `**********`; they are stored encrypted and the API nev
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, SecretStr
+from pydantic import AfterValidator, EmailStr, Field
 
 from tidings.core.channels import Channel
 from tidings.core.validation import camel
+from tidings.integrations.chat_settings import DiscordSettings, SlackApiSettings, TeamsSettings, TelegramSettings
+from tidings.integrations.email_settings import MailgunSettings, PostmarkSettings, ResendSettings, SendGridSettings
+from tidings.integrations.provider_settings import (
+    MAX_SECRET_LENGTH,
+    MAX_URL_LENGTH,
+    HttpsSecretUrl,
+    HttpUrl,
+    ProviderSettings,
+    Secret,
+    TimeoutSeconds,
+    _hostname,
+)
+from tidings.integrations.sms_settings import SmsWebhookSettings, TwilioSettings, VonageSettings
 
-MAX_URL_LENGTH = 2048
-MAX_SECRET_LENGTH = 1024
-_HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
-
-
-def _url(value: str, schemes: tuple[str, ...]) -> str:
-    # Messages never echo the value: for a Slack webhook the URL is the credential.
-    wanted = " or ".join(schemes)
-    if len(value) > MAX_URL_LENGTH:
-        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
-    try:
-        parts = urlsplit(value)
-        hostname = parts.hostname
-    except ValueError:
-        raise ValueError(f"must be an {wanted} URL") from None
-    if parts.scheme.lower() not in schemes or not hostname or any(char.isspace() for char in value):
-        raise ValueError(f"must be an {wanted} URL")
-    return value
-
-
-def _http_url(value: str) -> str:
-    return _url(value, ("http", "https"))
-
-
-def _https_secret_url(value: SecretStr) -> SecretStr:
-    _url(value.get_secret_value(), ("https",))
-    return value
-
-
-def _secret_length(value: SecretStr) -> SecretStr:
-    length = len(value.get_secret_value())
-    if not 1 <= length <= MAX_SECRET_LENGTH:
-        raise ValueError(f"must be 1 to {MAX_SECRET_LENGTH} characters")
-    return value
-
-
-def _hostname(value: str) -> str:
-    if not _HOST.match(value):
-        raise ValueError("must be a host name or IP address")
-    return value
-
-
-type Secret = Annotated[SecretStr, AfterValidator(_secret_length)]
-type HttpUrl = Annotated[str, AfterValidator(_http_url)]
-type HttpsSecretUrl = Annotated[SecretStr, AfterValidator(_secret_length), AfterValidator(_https_secret_url)]
-type TimeoutSeconds = Annotated[int, Field(ge=1, le=120)]
-
-
-class ProviderSettings(BaseModel):
-    """Base of every provider's settings: unknown keys are errors, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# The shared settings types stay importable from here, where the providers' settings were always found.
+__all__ = [
+    "MAX_SECRET_LENGTH",
+    "MAX_URL_LENGTH",
+    "PROVIDERS",
+    "HttpUrl",
+    "HttpsSecretUrl",
+    "InAppSettings",
+    "ProviderSettings",
+    "ProviderSpec",
+    "Secret",
+    "SlackWebhookSettings",
+    "SmtpSettings",
+    "TimeoutSeconds",
+    "WebhookSettings",
+]
 
 
 class SmtpSettings(ProviderSettings):
@@ -117,6 +92,17 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec("smtp", "SMTP", Channel.EMAIL, SmtpSettings, frozenset({"password"})),
         ProviderSpec("webhook", "Webhook", Channel.CHAT, WebhookSettings, frozenset({"signing_secret"})),
         ProviderSpec("slack-webhook", "Slack", Channel.CHAT, SlackWebhookSettings, frozenset({"webhook_url"})),
+        ProviderSpec("sendgrid", "SendGrid", Channel.EMAIL, SendGridSettings, frozenset({"api_key"})),
+        ProviderSpec("postmark", "Postmark", Channel.EMAIL, PostmarkSettings, frozenset({"server_token"})),
+        ProviderSpec("resend", "Resend", Channel.EMAIL, ResendSettings, frozenset({"api_key"})),
+        ProviderSpec("mailgun", "Mailgun", Channel.EMAIL, MailgunSettings, frozenset({"api_key"})),
+        ProviderSpec("twilio", "Twilio", Channel.SMS, TwilioSettings, frozenset({"auth_token"})),
+        ProviderSpec("vonage", "Vonage", Channel.SMS, VonageSettings, frozenset({"api_secret"})),
+        ProviderSpec("sms-webhook", "SMS webhook", Channel.SMS, SmsWebhookSettings, frozenset({"signing_secret"})),
+        ProviderSpec("discord", "Discord", Channel.CHAT, DiscordSettings, frozenset({"webhook_url"})),
+        ProviderSpec("teams", "Microsoft Teams", Channel.CHAT, TeamsSettings, frozenset({"webhook_url"})),
+        ProviderSpec("telegram", "Telegram", Channel.CHAT, TelegramSettings, frozenset({"bot_token"})),
+        ProviderSpec("slack-api", "Slack (Web API)", Channel.CHAT, SlackApiSettings, frozenset({"bot_token"})),
         ProviderSpec("in-app", "In-app inbox", Channel.IN_APP, InAppSettings),
     )
 }

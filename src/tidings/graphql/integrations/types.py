@@ -16,7 +16,9 @@ class Integration:
     identifier: str = strawberry.field(description="Unique in the environment; steps and overrides refer to it.")
     name: str
     channel: Channel
-    provider_id: str = strawberry.field(description="smtp, webhook, slack-webhook or in-app.")
+    provider_id: str = strawberry.field(
+        description="The provider, e.g. smtp, sendgrid, twilio, slack-webhook (docs/providers.md)."
+    )
     config: JSON = strawberry.field(description="The non-secret settings, camelCase, defaults filled in.")
     credential_keys: list[str] = strawberry.field(description="Which secret settings are set (never their values).")
     active: bool = strawberry.field(description="Inactive integrations are kept but never used for delivery.")

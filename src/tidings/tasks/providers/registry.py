@@ -14,15 +14,37 @@ from tidings.integrations.credentials import decrypted_settings
 from tidings.integrations.documents import Integration
 from tidings.integrations.providers import PROVIDERS
 from tidings.tasks.providers.base import Provider
+from tidings.tasks.providers.chat.discord import DiscordProvider
 from tidings.tasks.providers.chat.slack import SlackWebhookProvider
+from tidings.tasks.providers.chat.slack_api import SlackApiProvider
+from tidings.tasks.providers.chat.teams import TeamsProvider
+from tidings.tasks.providers.chat.telegram import TelegramProvider
 from tidings.tasks.providers.chat.webhook import WebhookProvider
+from tidings.tasks.providers.email.mailgun import MailgunProvider
+from tidings.tasks.providers.email.postmark import PostmarkProvider
+from tidings.tasks.providers.email.resend import ResendProvider
+from tidings.tasks.providers.email.sendgrid import SendGridProvider
 from tidings.tasks.providers.email.smtp import SmtpProvider
+from tidings.tasks.providers.sms.twilio import TwilioProvider
+from tidings.tasks.providers.sms.vonage import VonageProvider
+from tidings.tasks.providers.sms.webhook import SmsWebhookProvider
 
 # `in-app` has no provider: the engine writes the inbox message itself.
 PROVIDERS_BY_ID: dict[str, type[Provider[Any]]] = {
     "smtp": SmtpProvider,
     "webhook": WebhookProvider,
     "slack-webhook": SlackWebhookProvider,
+    "sendgrid": SendGridProvider,
+    "postmark": PostmarkProvider,
+    "resend": ResendProvider,
+    "mailgun": MailgunProvider,
+    "twilio": TwilioProvider,
+    "vonage": VonageProvider,
+    "sms-webhook": SmsWebhookProvider,
+    "discord": DiscordProvider,
+    "teams": TeamsProvider,
+    "telegram": TelegramProvider,
+    "slack-api": SlackApiProvider,
 }
 
 # One instance (and its open connections) per integration; the least recently used beyond this are closed.
