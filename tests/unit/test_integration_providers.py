@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
 from tidings.core.channels import Channel
@@ -52,6 +55,11 @@ def test_registry_channels_and_secret_fields() -> None:
         "discord": Channel.CHAT,
         "teams": Channel.CHAT,
         "telegram": Channel.CHAT,
+        "apprise": Channel.CHAT,
+        "fcm": Channel.PUSH,
+        "apns": Channel.PUSH,
+        "expo": Channel.PUSH,
+        "webpush": Channel.PUSH,
         "in-app": Channel.IN_APP,
     }
     assert SMTP.secret_fields == {"password"}
@@ -60,6 +68,11 @@ def test_registry_channels_and_secret_fields() -> None:
     assert IN_APP.secret_fields == frozenset()
 
 
+_P256 = (
+    ec.generate_private_key(ec.SECP256R1())
+    .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    .decode()
+)
 VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "smtp": ({"host": "smtp.example.com", "fromEmail": "a@example.com"}, {"password": "pw-value-1"}),
     "webhook": ({"url": "https://example.com/hook"}, {"signingSecret": "sig-value-2"}),
@@ -75,6 +88,23 @@ VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "teams": ({}, {"webhookUrl": "https://example.webhook.office.com/webhookb2/x"}),
     "telegram": ({"defaultChatId": "12345"}, {"botToken": "123456:AAH_token-value_0123456789abcdefghij"}),
     "slack-api": ({"defaultChannel": "C0123"}, {"botToken": "xoxb-token-value"}),
+    "apprise": ({}, {"urls": "json://notify.example.com/hook"}),
+    "fcm": (
+        {},
+        {
+            "serviceAccount": json.dumps(
+                {
+                    "project_id": "demo-app",
+                    "client_email": "push@demo-app.iam.gserviceaccount.com",
+                    "private_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+                    "token_uri": "https://oauth2.googleapis.com/token",
+                }
+            )
+        },
+    ),
+    "apns": ({"teamId": "ABCDE12345", "keyId": "KEY1234567", "bundleId": "com.example.app"}, {"privateKey": _P256}),
+    "expo": ({}, {"accessToken": "expo-access-token-value"}),
+    "webpush": ({"vapidSubject": "mailto:ops@example.com"}, {"vapidPrivateKey": _P256}),
     "in-app": ({}, {}),
 }
 

@@ -7,6 +7,7 @@ from tidings.app.settings import Settings
 from tidings.core.crypto import Cipher
 from tidings.engine.policy import EngineDeps, EnginePolicy
 from tidings.engine.scheduling import SweepPolicy
+from tidings.tasks.circuit import CircuitPolicy, RedisCircuitBreaker
 from tidings.tasks.providers.registry import ProviderSender
 from tidings.tasks.publisher import RedisPublisher
 from tidings.tasks.queue import BrokerTaskQueue
@@ -20,6 +21,15 @@ def engine_policy(settings: Settings) -> EnginePolicy:
         lease_seconds=settings.engine_job_lease_seconds,
         render_max_bytes=settings.render_max_bytes,
         render_timeout_seconds=settings.render_timeout_seconds,
+    )
+
+
+def circuit_policy(settings: Settings) -> CircuitPolicy:
+    return CircuitPolicy(
+        window_seconds=settings.circuit_window_seconds,
+        min_calls=settings.circuit_min_calls,
+        failure_rate=settings.circuit_failure_rate,
+        open_seconds=settings.circuit_open_seconds,
     )
 
 
@@ -37,5 +47,6 @@ def engine_deps(settings: Settings, resources: Resources) -> tuple[EngineDeps, P
         sender=sender,
         publisher=RedisPublisher(resources.redis),
         policy=engine_policy(settings),
+        breaker=RedisCircuitBreaker(resources.redis, circuit_policy(settings)),
     )
     return deps, sender

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     # unless this is on: for local development and tests only.
     allow_private_network_urls: bool = False
 
+    # Failover between a channel's integrations: an integration whose sends failed transiently at `circuit_failure_rate`
+    # or more (over at least `circuit_min_calls` in the last one to two `circuit_window_seconds`) is skipped for
+    # `circuit_open_seconds`, then probed with one send.
+    circuit_window_seconds: float = Field(60.0, ge=1, le=3600)
+    circuit_min_calls: int = Field(5, ge=1, le=10_000)
+    circuit_failure_rate: float = Field(0.5, gt=0, le=1)
+    circuit_open_seconds: float = Field(30.0, ge=1, le=3600)
+
     # Scheduler leader election: the leader renews a Redis lock that expires after `scheduler_lock_ttl_seconds`.
     scheduler_lock_ttl_seconds: float = Field(10.0, ge=1)
     scheduler_tick_seconds: float = Field(0.2, gt=0, le=10)

@@ -18,6 +18,7 @@ from tidings.integrations.documents import Integration
 from tidings.notifications.documents import Job, JobStatus
 from tidings.rendering.environment import TemplateError, compile_template
 from tidings.rendering.render import RenderError, render_async, text_from_html
+from tidings.subscribers.documents import Subscriber
 from tidings.workflows.steps import ChatStep, EmailStep, InAppStep, PushStep, SmsStep
 
 
@@ -122,10 +123,29 @@ def _recipient(ctx: StepContext) -> Recipient:
     )
 
 
-async def _integration(ctx: StepContext, channel: Channel) -> Integration | None:
-    return await Integration.find_one(
-        {"environment_id": ctx.job.environment_id, "channel": channel, "primary": True, "active": True}
+async def _integrations(ctx: StepContext, channel: Channel) -> list[Integration]:
+    """The channel's active integrations in failover order: the primary, then by priority, then the oldest."""
+    rows = await Integration.find(
+        {"environment_id": ctx.job.environment_id, "channel": channel, "active": True}
+    ).to_list()
+    return sorted(rows, key=lambda row: (not row.primary, row.priority, row.id))
+
+
+async def _drop_bad_tokens(ctx: StepContext, integration: Integration, detail: dict[str, Any]) -> None:
+    """A push service said these device tokens are dead: remove them from the subscriber (and keep them out of the
+    stored detail)."""
+    tokens = detail.pop("badDeviceTokens", None)
+    if not tokens:
+        return
+    await Subscriber.get_pymongo_collection().update_one(
+        {
+            "environment_id": ctx.job.environment_id,
+            "subscriber_id": ctx.job.subscriber_id,
+            "push.integration_identifier": integration.identifier,
+        },
+        {"$pull": {"push.$.device_tokens": {"$in": list(tokens)}}},
     )
+    detail["removedDeviceTokens"] = len(tokens)
 
 
 async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | PushStep | ChatStep) -> Outcome:
@@ -134,9 +154,9 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
     if ctx.job.sent_message_id is not None:
         # The send happened in an earlier run that died before recording its outcome: never send twice.
         return completed({"messageId": ctx.job.sent_message_id}, resumed_after_send=True)
-    integration = await _integration(ctx, channel)
-    if integration is None:
-        return failed(f"no active primary integration for the {channel.value} channel")
+    integrations = await _integrations(ctx, channel)
+    if not integrations:
+        return failed(f"no active integration for the {channel.value} channel")
     render = _Renderer(ctx)
     try:
         content = await _content(ctx, step, render)
@@ -154,18 +174,41 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
             "subscriberId": ctx.job.subscriber_id,
         },
     )
-    base = {"integration": integration.identifier, "provider": integration.provider_id}
-    try:
-        result = await ctx.deps.sender.send(integration, message)
-    except DeliveryError as exc:
-        return _after_failure(ctx, exc, base)
-    await _record_send(ctx.job, result.provider_message_id or "sent")
-    return completed(
-        {"messageId": result.provider_message_id},
-        **base,
-        **dict(result.detail),
-        missing_variables=sorted(render.missing),
-    )
+    # Failover: a transient failure or an open circuit moves the send to the next integration; a permanent
+    # failure or a bad endpoint does not (the next provider would refuse the same content or address).
+    attempts: list[dict[str, Any]] = []
+    last_error: DeliveryError | None = None
+    breaker = ctx.deps.breaker
+    for integration in integrations:
+        base = {"integration": integration.identifier, "provider": integration.provider_id}
+        if not await breaker.allow(str(integration.id)):
+            attempts.append({**base, "outcome": "skipped", "reason": "circuit open"})
+            continue
+        try:
+            result = await ctx.deps.sender.send(integration, message)
+        except DeliveryError as exc:
+            await breaker.record(str(integration.id), healthy=exc.kind is not FailureKind.TRANSIENT)
+            await _drop_bad_tokens(ctx, integration, exc.detail)
+            attempts.append({**base, "outcome": "failed", "kind": exc.kind.value, "error": exc.message})
+            if exc.kind is FailureKind.TRANSIENT:
+                last_error = exc
+                continue
+            return _after_failure(ctx, exc, {**base, "attempts": attempts})
+        await breaker.record(str(integration.id), healthy=True)
+        detail = dict(result.detail)
+        await _drop_bad_tokens(ctx, integration, detail)
+        await _record_send(ctx.job, result.provider_message_id or "sent")
+        attempts.append({**base, "outcome": "sent"})
+        return completed(
+            {"messageId": result.provider_message_id},
+            **base,
+            **detail,
+            attempts=attempts,
+            missing_variables=sorted(render.missing),
+        )
+    if last_error is None:
+        last_error = DeliveryError(f"every {channel.value} integration has an open circuit", kind=FailureKind.TRANSIENT)
+    return _after_failure(ctx, last_error, {"attempts": attempts})
 
 
 async def _record_send(job: Job, message_id: str) -> None:

@@ -73,3 +73,16 @@ class SendResult:
 
 class Sender(Protocol):
     async def send(self, integration: Integration, message: OutboundMessage) -> SendResult: ...
+
+
+class CircuitBreaker(Protocol):
+    """Per-integration health shared by every worker: an integration failing transiently too often is skipped (its
+    circuit is open) until a probe send succeeds."""
+
+    async def allow(self, integration_id: str) -> bool:
+        """Whether to try this integration now (closed, or half-open and this caller holds the probe)."""
+        ...
+
+    async def record(self, integration_id: str, *, healthy: bool) -> None:
+        """The outcome of a send that was allowed: a transient failure is unhealthy, any answer healthy."""
+        ...

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from tidings.core.queue import TaskQueue
-from tidings.engine.delivery import Sender
+from tidings.engine.delivery import CircuitBreaker, Sender
 from tidings.inbox.events import Publisher
 
 
@@ -32,3 +32,4 @@ class EngineDeps:
     sender: Sender
     publisher: Publisher
     policy: EnginePolicy
+    breaker: CircuitBreaker

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 MAX_IDENTIFIER_LENGTH = 64
 MAX_NAME_LENGTH = 64
+MAX_PRIORITY = 1000
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -36,6 +37,7 @@ class CreateIntegration(BaseModel):
     active: bool = True
     # None: primary when the channel has no active primary yet. True: take over. False: never.
     primary: bool | None = None
+    priority: int = Field(0, ge=0, le=MAX_PRIORITY)
 
 
 class UpdateIntegration(BaseModel):
@@ -50,8 +52,9 @@ class UpdateIntegration(BaseModel):
     credentials: dict[str, Any] | None = None
     active: bool | None = None
     primary: bool | None = None
+    priority: int | None = Field(None, ge=0, le=MAX_PRIORITY)
 
-    @field_validator("name", "config", "credentials", "active", "primary", mode="before")
+    @field_validator("name", "config", "credentials", "active", "primary", "priority", mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:

@@ -28,6 +28,8 @@ class Integration(Document):
     credentials: dict[str, str] = Field(default_factory=dict)
     active: bool = True
     primary: bool = False
+    # Failover order after the primary: active integrations of the channel by ascending priority, then age.
+    priority: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, EmailStr, Field
 
 from tidings.core.channels import Channel
 from tidings.core.validation import camel
+from tidings.integrations.apprise_settings import AppriseSettings
 from tidings.integrations.chat_settings import DiscordSettings, SlackApiSettings, TeamsSettings, TelegramSettings
 from tidings.integrations.email_settings import MailgunSettings, PostmarkSettings, ResendSettings, SendGridSettings
 from tidings.integrations.provider_settings import (
@@ -25,6 +26,7 @@ from tidings.integrations.provider_settings import (
     TimeoutSeconds,
     _hostname,
 )
+from tidings.integrations.push_settings import ApnsSettings, ExpoSettings, FcmSettings, WebPushSettings
 from tidings.integrations.sms_settings import SmsWebhookSettings, TwilioSettings, VonageSettings
 
 # The shared settings types stay importable from here, where the providers' settings were always found.
@@ -103,6 +105,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec("teams", "Microsoft Teams", Channel.CHAT, TeamsSettings, frozenset({"webhook_url"})),
         ProviderSpec("telegram", "Telegram", Channel.CHAT, TelegramSettings, frozenset({"bot_token"})),
         ProviderSpec("slack-api", "Slack (Web API)", Channel.CHAT, SlackApiSettings, frozenset({"bot_token"})),
+        ProviderSpec("apprise", "Apprise", Channel.CHAT, AppriseSettings, frozenset({"urls"})),
+        ProviderSpec("fcm", "Firebase Cloud Messaging", Channel.PUSH, FcmSettings, frozenset({"service_account"})),
+        ProviderSpec("apns", "Apple Push Notification service", Channel.PUSH, ApnsSettings, frozenset({"private_key"})),
+        ProviderSpec("expo", "Expo", Channel.PUSH, ExpoSettings, frozenset({"access_token"})),
+        ProviderSpec("webpush", "Web Push", Channel.PUSH, WebPushSettings, frozenset({"vapid_private_key"})),
         ProviderSpec("in-app", "In-app inbox", Channel.IN_APP, InAppSettings),
     )
 }

@@ -185,6 +185,7 @@ async def create_integration(
         config=config,
         credentials={name: encrypt(cipher, value, integration_id) for name, value in plaintext.items()},
         active=command.active,
+        priority=command.priority,
         created_at=now,
         updated_at=now,
     )
@@ -245,7 +246,7 @@ def _changes(
 ) -> dict[str, Any]:
     """The fields to set on `integration` as read; the role rules are checked against that state."""
     given = command.model_fields_set
-    changes: dict[str, Any] = {name: getattr(command, name) for name in given & {"name", "active"}}
+    changes: dict[str, Any] = {name: getattr(command, name) for name in given & {"name", "active", "priority"}}
     if given & {"config", "credentials"}:
         changes.update(_changed_settings(spec, integration, command, cipher))
     active = changes.get("active", integration.active)

@@ -15,7 +15,7 @@ from tidings.integrations.commands import CreateIntegration, UpdateIntegration
     description="A new integration. `config` holds the non-secret settings, `credentials` the secret ones."
 )
 class CreateIntegrationInput:
-    provider_id: str = strawberry.field(description="smtp, webhook, slack-webhook or in-app.")
+    provider_id: str = strawberry.field(description="e.g. smtp, sendgrid, twilio, fcm, slack-webhook, in-app.")
     identifier: str | None = strawberry.field(
         default=None, description="A slug, 1 to 64 characters; generated from the provider id when omitted."
     )
@@ -25,6 +25,9 @@ class CreateIntegrationInput:
         default=None, description="Secret settings (string values), e.g. {password}; stored encrypted."
     )
     active: bool = True
+    priority: int = strawberry.field(
+        default=0, description="Failover order after the primary: lower first (0 to 1000), then the older one."
+    )
     primary: bool | None = strawberry.field(
         default=None,
         description="true: becomes the channel's primary. Omitted: primary if the channel has none. false: not.",
@@ -46,6 +49,7 @@ class UpdateIntegrationInput:
     primary: bool | None = strawberry.field(
         default=strawberry.UNSET, description="true takes the role from the channel's current primary."
     )
+    priority: int | None = strawberry.field(default=strawberry.UNSET, description="Failover order (0 to 1000).")
 
 
 def _sent(value: object) -> dict[str, Any]:

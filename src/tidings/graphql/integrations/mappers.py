@@ -20,6 +20,7 @@ def integration_to_graphql(integration: documents.Integration) -> Integration:
         credential_keys=credential_keys(integration),
         active=integration.active,
         primary=integration.primary,
+        priority=integration.priority,
         created_at=integration.created_at,
         updated_at=integration.updated_at,
     )

@@ -25,6 +25,7 @@ class Integration:
     primary: bool = strawberry.field(
         description="The integration its channel delivers through first (one per channel)."
     )
+    priority: int = strawberry.field(description="Failover order after the primary: lower first, then older.")
     created_at: datetime
     updated_at: datetime
 

@@ -14,6 +14,7 @@ from tidings.integrations.credentials import decrypted_settings
 from tidings.integrations.documents import Integration
 from tidings.integrations.providers import PROVIDERS
 from tidings.tasks.providers.base import Provider
+from tidings.tasks.providers.chat.apprise import AppriseProvider
 from tidings.tasks.providers.chat.discord import DiscordProvider
 from tidings.tasks.providers.chat.slack import SlackWebhookProvider
 from tidings.tasks.providers.chat.slack_api import SlackApiProvider
@@ -25,6 +26,10 @@ from tidings.tasks.providers.email.postmark import PostmarkProvider
 from tidings.tasks.providers.email.resend import ResendProvider
 from tidings.tasks.providers.email.sendgrid import SendGridProvider
 from tidings.tasks.providers.email.smtp import SmtpProvider
+from tidings.tasks.providers.push.apns import ApnsProvider
+from tidings.tasks.providers.push.expo import ExpoProvider
+from tidings.tasks.providers.push.fcm import FcmProvider
+from tidings.tasks.providers.push.webpush import WebPushProvider
 from tidings.tasks.providers.sms.twilio import TwilioProvider
 from tidings.tasks.providers.sms.vonage import VonageProvider
 from tidings.tasks.providers.sms.webhook import SmsWebhookProvider
@@ -45,6 +50,11 @@ PROVIDERS_BY_ID: dict[str, type[Provider[Any]]] = {
     "teams": TeamsProvider,
     "telegram": TelegramProvider,
     "slack-api": SlackApiProvider,
+    "apprise": AppriseProvider,
+    "fcm": FcmProvider,
+    "apns": ApnsProvider,
+    "expo": ExpoProvider,
+    "webpush": WebPushProvider,
 }
 
 # One instance (and its open connections) per integration; the least recently used beyond this are closed.
