@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
@@ -42,12 +42,15 @@ class Provider[S: ProviderSettings](ABC):
 class HttpAnswer:
     status: int
     text: str  # at most MAX_RESPONSE_BYTES of the body, decoded leniently
+    # Case-insensitive; some services name the message only in a header (SendGrid X-Message-Id, APNs apns-id).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class HttpProvider[S: ProviderSettings](Provider[S]):
     """POSTs to addresses checked by the SSRF guard, over one pooled client, never following redirects."""
 
     service: ClassVar[str]  # how messages name the receiver, e.g. "webhook"
+    http2: ClassVar[bool] = False  # APNs speaks HTTP/2 only
 
     def __init__(self, *, identifier: str, allow_private_networks: bool) -> None:
         super().__init__(identifier=identifier, allow_private_networks=allow_private_networks)
@@ -56,7 +59,9 @@ class HttpProvider[S: ProviderSettings](Provider[S]):
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             # A redirect would take the request to an address the guard never saw.
-            self._client = httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": USER_AGENT})
+            self._client = httpx.AsyncClient(
+                follow_redirects=False, http2=self.http2, headers={"User-Agent": USER_AGENT}
+            )
         return self._client
 
     async def post(
@@ -80,7 +85,7 @@ class HttpProvider[S: ProviderSettings](Provider[S]):
             async with self._http().stream(
                 "POST", url, content=body, headers=dict(headers), timeout=timeout_seconds
             ) as response:
-                answer = HttpAnswer(response.status_code, await _prefix(response))
+                answer = HttpAnswer(response.status_code, await _prefix(response), response.headers)
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
         # `from None`: httpx errors can quote the URL, and for Slack the URL is the credential.
         except httpx.TimeoutException:

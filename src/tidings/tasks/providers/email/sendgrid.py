@@ -1,8 +1,6 @@
 """The SendGrid provider (`sendgrid`): `POST /v3/mail/send` of the v3 Web API.
 
-SendGrid answers 202 with an empty body and names the message in the `X-Message-Id` header. The shared
-`HttpProvider.post` returns only the status and the body, so a response hook on this provider's client copies that
-header into a per-send box held in a context variable (each send runs in its own task or after the previous one).
+SendGrid answers 202 with an empty body and names the message in the `X-Message-Id` header.
 """
 
 from __future__ import annotations
@@ -10,10 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from contextvars import ContextVar
 from typing import Any
-
-import httpx
 
 from tidings.core.net import origin
 from tidings.engine.delivery import DeliveryError, OutboundMessage, SendResult
@@ -36,15 +31,6 @@ _MAX_ERROR_FIELDS = 5
 # SendGrid allows 10,000 bytes of custom_args in all.
 _MAX_ARG_VALUE = 256
 _MAX_ARGS = 16
-
-_answer_headers: ContextVar[dict[str, str] | None] = ContextVar("sendgrid_answer_headers", default=None)
-
-
-async def _remember_message_id(response: httpx.Response) -> None:
-    box = _answer_headers.get()
-    message_id = response.headers.get(MESSAGE_ID_HEADER)
-    if box is not None and message_id:
-        box[MESSAGE_ID_HEADER] = message_id
 
 
 def sendgrid_body(settings: SendGridSettings, message: OutboundMessage) -> dict[str, Any]:
@@ -71,13 +57,6 @@ def sendgrid_body(settings: SendGridSettings, message: OutboundMessage) -> dict[
 class SendGridProvider(HttpProvider[SendGridSettings]):
     service = "SendGrid"
 
-    def _http(self) -> httpx.AsyncClient:
-        client = super()._http()
-        hooks = client.event_hooks
-        if _remember_message_id not in hooks["response"]:
-            client.event_hooks = {**hooks, "response": [*hooks["response"], _remember_message_id]}
-        return client
-
     async def send(self, settings: SendGridSettings, message: OutboundMessage) -> SendResult:
         body = json.dumps(sendgrid_body(settings, message), ensure_ascii=False).encode()
         url = settings.base_url.rstrip("/") + PATH
@@ -85,18 +64,14 @@ class SendGridProvider(HttpProvider[SendGridSettings]):
             "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
             "Content-Type": "application/json",
         }
-        box: dict[str, str] = {}
-        token = _answer_headers.set(box)
         try:
             answer = await self.post(
                 url, body, headers, timeout_seconds=settings.timeout_seconds, subscriber_endpoint=False
             )
         except DeliveryError as error:
             raise recipient_refused(self.service, error) from None
-        finally:
-            _answer_headers.reset(token)
         return SendResult(
-            provider_message_id=box.get(MESSAGE_ID_HEADER),
+            provider_message_id=answer.headers.get(MESSAGE_ID_HEADER) or None,
             detail={"status": answer.status, "endpoint": origin(url)},
         )
 

@@ -12,48 +12,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import httpx
+from typing import Any
 
 from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, SendResult
 from tidings.integrations.provider_settings import ProviderSettings
-from tidings.tasks.providers.base import USER_AGENT, HttpProvider
+from tidings.tasks.providers.base import HttpProvider
 
 # Tokens of one subscriber sent to at once; a subscriber rarely has more than a few devices.
 CONCURRENT_TOKENS = 4
 MAX_TOKENS = 100
 
-# The headers of the last answer received in this task: HttpAnswer carries only status and body, and APNs (apns-id)
-# and Web Push (Location) name the message in a header. Each token's send runs in its own task, so they do not mix.
-_answer_headers: ContextVar[httpx.Headers | None] = ContextVar("push_answer_headers", default=None)
-
-
-async def _keep_headers(response: httpx.Response) -> None:
-    _answer_headers.set(response.headers)
-
-
-def answer_header(name: str) -> str | None:
-    headers = _answer_headers.get()
-    return None if headers is None else headers.get(name)
-
 
 class PushProvider[S: ProviderSettings](HttpProvider[S]):
-    """An `HttpProvider` (SSRF guard, no redirects, bounded answers) whose client keeps answer headers."""
-
-    http2: ClassVar[bool] = False
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                follow_redirects=False,
-                http2=self.http2,
-                headers={"User-Agent": USER_AGENT},
-                event_hooks={"response": [_keep_headers]},
-            )
-        return self._client
+    """An `HttpProvider` (SSRF guard, no redirects, bounded answers) that sends to each of a subscriber's tokens."""
 
     def device_tokens(self, message: OutboundMessage) -> list[str]:
         tokens: list[str] = []

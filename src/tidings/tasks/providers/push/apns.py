@@ -26,7 +26,7 @@ import jwt
 from tidings.engine.delivery import DeliveryError, OutboundMessage, SendResult
 from tidings.integrations.push_settings import ApnsSettings, load_p256_key
 from tidings.tasks.providers.base import HttpAnswer
-from tidings.tasks.providers.push import PushProvider, answer_header, bad_token, push_content, send_each
+from tidings.tasks.providers.push import PushProvider, bad_token, push_content, send_each
 
 TOKEN_LIFETIME_SECONDS = 50 * 60
 BAD_TOKEN_REASONS = frozenset({"BadDeviceToken", "Unregistered"})
@@ -80,7 +80,7 @@ class ApnsProvider(PushProvider[ApnsSettings]):
                 "content-type": "application/json",
             }
             try:
-                await self.post(
+                answer = await self.post(
                     f"{base}/3/device/{quote(token, safe='')}",
                     body,
                     headers,
@@ -92,7 +92,7 @@ class ApnsProvider(PushProvider[ApnsSettings]):
                 if reason in BAD_TOKEN_REASONS:
                     raise bad_token(error, "unregistered" if reason == "Unregistered" else "invalid") from None
                 raise
-            answered = answer_header("apns-id")
+            answered = answer.headers.get("apns-id")
             return answered if answered and _APNS_ID.match(answered) else apns_id
 
         return await send_each(self.service, tokens, send_one)

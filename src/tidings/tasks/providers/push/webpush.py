@@ -28,7 +28,7 @@ from tidings.core.net import origin
 from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, SendResult
 from tidings.integrations.provider_settings import MAX_URL_LENGTH
 from tidings.integrations.push_settings import WebPushSettings, load_p256_key
-from tidings.tasks.providers.push import PushProvider, answer_header, push_content, send_each
+from tidings.tasks.providers.push import PushProvider, push_content, send_each
 
 # RFC 8292: a VAPID JWT must expire within 24 hours.
 VAPID_LIFETIME_SECONDS = 12 * 3600
@@ -103,14 +103,14 @@ class WebPushProvider(PushProvider[WebPushSettings]):
                 "Content-Encoding": "aes128gcm",
                 "Content-Type": "application/octet-stream",
             }
-            await self.post(
+            answer = await self.post(
                 endpoint,
                 encrypt(payload, p256dh, auth),
                 headers,
                 timeout_seconds=settings.timeout_seconds,
                 subscriber_endpoint=True,
             )
-            location = answer_header("location")
+            location = answer.headers.get("location")
             return location if location and len(location) <= MAX_LOCATION_LENGTH else None
 
         return await send_each(self.service, tokens, send_one)
