@@ -161,6 +161,23 @@ CASES: list[Case] = [
         "environment_id_1_subscriber_id_1__id_-1",
     ),
     ("inbox_messages", {"snoozed": True, "snoozed_until": {"$lte": NOW}}, None, None, "snoozed_1_snoozed_until_1"),
+    # Status callbacks find the job by the provider's message id; outbound webhooks find subscribed endpoints and
+    # due deliveries.
+    ("jobs", {"environment_id": ENV, "sent_message_id": "<id@mg>"}, None, None, "environment_id_1_sent_message_id_1"),
+    (
+        "webhook_endpoints",
+        {"environment_id": ENV, "event_types": "message.sent", "active": True},
+        None,
+        None,
+        "environment_id_1_event_types_1_active_1",
+    ),
+    (
+        "webhook_deliveries",
+        {"status": "pending", "next_attempt_at": {"$lte": NOW}},
+        None,
+        None,
+        "status_1_next_attempt_at_1",
+    ),
     # Search pages through two ranges, each with a hint to its index (see subscribers.service.list_subscribers).
     *(
         (

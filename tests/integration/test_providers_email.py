@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 import pydantic
 import pytest
 
+from tests.unit import test_status_callbacks as callbacks
 from tidings.core.channels import Channel
 from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, Recipient
 from tidings.integrations.email_settings import MailgunSettings, PostmarkSettings, ResendSettings, SendGridSettings
@@ -577,3 +578,36 @@ def test_postmark_message_stream() -> None:
     assert PostmarkSettings.model_validate(values | {"message_stream": "broadcast"}).message_stream == "broadcast"
     with pytest.raises(pydantic.ValidationError):
         PostmarkSettings.model_validate(values | {"message_stream": "a/b"})
+
+
+# --- Status callbacks: the id of a callback is the id send() returned --------------------------------------------
+
+
+async def test_status_callbacks_name_the_message_as_send_returned_it(api: Api) -> None:
+    api.answer(202, X_Message_Id="sg-msg-123")
+    api.answer(200, {"To": "ada@example.com", "MessageID": callbacks.POSTMARK_ID, "ErrorCode": 0})
+    api.answer(200, {"id": f"<{callbacks.MAILGUN_ID}>", "message": "Queued. Thank you."})
+
+    provider, settings = sendgrid(api)
+    settings = settings.model_copy(update={"event_webhook_public_key": callbacks.SENDGRID_PUBLIC_KEY})
+    sent = await send(provider, settings, email())
+    webhook = callbacks.sendgrid_callback(
+        [callbacks.sendgrid_event("delivered", message_id=str(sent.provider_message_id))]
+    )
+    (update,) = provider.parse_status_webhook(settings, webhook)
+    assert update.provider_message_id == sent.provider_message_id == "sg-msg-123"
+
+    provider_pm, settings_pm = postmark(api, webhook_username="tidings", webhook_password=callbacks.POSTMARK_PASSWORD)
+    sent = await send(provider_pm, settings_pm, email())
+    record = callbacks.postmark_record("Delivery", message_id=str(sent.provider_message_id))
+    webhook = callbacks.postmark_callback(record)
+    (update,) = provider_pm.parse_status_webhook(settings_pm, webhook)
+    assert update.provider_message_id == sent.provider_message_id == callbacks.POSTMARK_ID
+
+    provider_mg, settings_mg = mailgun(api)
+    settings_mg = settings_mg.model_copy(update={"webhook_signing_key": pydantic.SecretStr(callbacks.MAILGUN_KEY)})
+    sent = await send(provider_mg, settings_mg, email())
+    # Mailgun's callbacks name the message without the angle brackets its send answer has.
+    webhook = callbacks.mailgun_callback(callbacks.mailgun_event("delivered", message_id=callbacks.MAILGUN_ID))
+    (update,) = provider_mg.parse_status_webhook(settings_mg, webhook)
+    assert update.provider_message_id == sent.provider_message_id == f"<{callbacks.MAILGUN_ID}>"

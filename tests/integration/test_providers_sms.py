@@ -18,8 +18,16 @@ from urllib.parse import parse_qs
 import pydantic
 import pytest
 
+from tests.unit import test_status_callbacks as callbacks
 from tidings.core.channels import Channel
-from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, Recipient
+from tidings.engine.delivery import (
+    DeliveryError,
+    DeliveryStatus,
+    FailureKind,
+    InboundWebhook,
+    OutboundMessage,
+    Recipient,
+)
 from tidings.integrations.sms_settings import SmsWebhookSettings, TwilioSettings, VonageSettings
 from tidings.tasks.providers.base import HttpProvider
 from tidings.tasks.providers.sms.twilio import TwilioProvider
@@ -491,3 +499,38 @@ def test_settings_refuse_unknown_missing_and_bad_values(
 ) -> None:
     with pytest.raises(pydantic.ValidationError):
         model.model_validate(values)
+
+
+# Status callbacks: the id of a callback is the id send() returned
+
+
+async def test_twilio_sends_the_status_callback_url_and_its_callbacks_name_the_sent_message(
+    server: Recorder, twilio: TwilioProvider
+) -> None:
+    server.answers.append(Answer(201, twilio_message()))
+    settings = twilio_settings(server, status_callback_url=callbacks.CALLBACK_URL)
+    result = await twilio.send(settings, sms())
+
+    (request,) = server.requests
+    assert request.form() == {
+        "To": PHONE,
+        "From": "+15005550006",
+        "Body": BODY,
+        "StatusCallback": callbacks.CALLBACK_URL,
+    }
+    webhook = callbacks.twilio_callback("undelivered", ErrorCode="30005")
+    (update,) = twilio.parse_status_webhook(settings, webhook)
+    assert update.provider_message_id == result.provider_message_id == callbacks.TWILIO_SID
+    assert (update.status, update.hard, update.reason) == (DeliveryStatus.FAILED, True, "30005")
+
+
+async def test_vonage_receipts_name_the_sent_message(server: Recorder, vonage: VonageProvider) -> None:
+    server.answers.append(Answer(200, vonage_answer("0")))
+    settings = vonage_settings(server, dlr_token=callbacks.DLR_TOKEN)
+    result = await vonage.send(settings, sms())
+
+    body = json.dumps(callbacks.vonage_receipt("delivered")).encode()
+    webhook = InboundWebhook({}, body, f"{callbacks.CALLBACK_URL}?token={callbacks.DLR_TOKEN}")
+    (update,) = vonage.parse_status_webhook(settings, webhook)
+    assert update.provider_message_id == result.provider_message_id == callbacks.VONAGE_ID
+    assert update.status is DeliveryStatus.DELIVERED

@@ -78,11 +78,20 @@ VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "webhook": ({"url": "https://example.com/hook"}, {"signingSecret": "sig-value-2"}),
     "slack-webhook": ({}, {"webhookUrl": "https://hooks.slack.com/services/T/B/x"}),
     "sendgrid": ({"fromEmail": "a@example.com"}, {"apiKey": "SG.key-value"}),
-    "postmark": ({"fromEmail": "a@example.com"}, {"serverToken": "pm-token-value"}),
+    "postmark": (
+        {"fromEmail": "a@example.com", "webhookUsername": "hooks"},
+        {"serverToken": "pm-token-value", "webhookPassword": "hook-password"},
+    ),
     "resend": ({"fromEmail": "a@example.com"}, {"apiKey": "re_key_value"}),
-    "mailgun": ({"fromEmail": "a@example.com", "domain": "mg.example.com"}, {"apiKey": "key-value-mg"}),
+    "mailgun": (
+        {"fromEmail": "a@example.com", "domain": "mg.example.com"},
+        {"apiKey": "key-value-mg", "webhookSigningKey": "signing-key-mg"},
+    ),
     "twilio": ({"accountSid": "AC" + "0" * 32, "fromNumber": "+15005550006"}, {"authToken": "tw-token-value"}),
-    "vonage": ({"apiKey": "abcd1234", "fromNumber": "Tidings"}, {"apiSecret": "vonage-secret"}),
+    "vonage": (
+        {"apiKey": "abcd1234", "fromNumber": "Tidings"},
+        {"apiSecret": "vonage-secret", "dlrToken": "dlr-token-value"},
+    ),
     "sms-webhook": ({"url": "https://sms.example.com/send"}, {"signingSecret": "sig-value-3"}),
     "discord": ({}, {"webhookUrl": "https://discord.com/api/webhooks/1/abc"}),
     "teams": ({}, {"webhookUrl": "https://example.webhook.office.com/webhookb2/x"}),

@@ -16,6 +16,8 @@ from tidings.app.body_limit import BodyLimitMiddleware
 from tidings.app.cors import cors_middleware
 from tidings.app.health import healthz, readyz
 from tidings.app.metrics import HttpMetricsMiddleware, metrics, sample_queue_forever
+from tidings.app.provider_webhooks import PATH as STATUS_CALLBACK_PATH
+from tidings.app.provider_webhooks import status_callback_endpoint
 from tidings.app.resources import Resources, open_resources
 from tidings.app.settings import Settings
 from tidings.app.widget import widget_routes
@@ -56,6 +58,7 @@ def create_app(settings: Settings) -> Starlette:
         cipher=Cipher(secret_key),
         inbox=inbox,
         sender=sender,
+        allow_private_networks=settings.allow_private_network_urls,
         graphql_ide="graphiql" if settings.graphql_ide else None,
         allow_queries_via_get=False,
         subscription_protocols=PROTOCOLS,
@@ -87,6 +90,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *widget_routes(demo_page_enabled=settings.demo_page),
+        Route(
+            STATUS_CALLBACK_PATH,
+            status_callback_endpoint(sender, settings.public_url, lambda: graphql.queue),
+            methods=["POST"],
+        ),
     ]
     known_paths = frozenset(route.path for route in routes if isinstance(route, Route | WebSocketRoute))
     return Starlette(

@@ -32,6 +32,7 @@ from tidings.preferences.documents import SubscriberPreference
 from tidings.subscribers.documents import Subscriber
 from tidings.tasks.broker import BrokerConfig, ReclaimingStreamBroker, build_broker
 from tidings.topics.documents import Topic, TopicSubscription
+from tidings.webhooks.documents import WebhookDelivery, WebhookEndpoint
 from tidings.workflows.documents import Workflow
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ DOCUMENT_MODELS: list[Any] = [
     ThrottleWindow,
     InboxMessage,
     InboxEvent,
+    WebhookEndpoint,
+    WebhookDelivery,
 ]
 
 

@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     limit_payload_bytes: int = Field(Limits.payload_bytes, ge=1024, le=4_000_000)
     limit_trigger_recipients_max: int = Field(Limits.trigger_recipients_max, ge=1, le=10_000)
     limit_bulk_trigger_max: int = Field(Limits.bulk_trigger_max, ge=1, le=1000)
+    limit_webhook_endpoints_max: int = Field(Limits.webhook_endpoints_max, ge=1, le=1000)
 
     # In-app inbox and its realtime stream (docs/inbox.md). A subscriber token lives `inbox_session_ttl_seconds`;
     # a websocket client more than `inbox_client_max_lag` events behind is closed (1013) and resumes with `after`;
@@ -112,6 +113,9 @@ class Settings(BaseSettings):
     inbox_client_max_lag: int = Field(500, ge=1, le=100_000)
     inbox_replay_page: int = Field(200, ge=1, le=10_000)
     inbox_presence_ttl_seconds: float = Field(60.0, ge=2, le=3600)
+    # The API's public base URL (https://notify.example.com), when a proxy stands in front: providers sign status
+    # callbacks over the URL they called (docs/providers.md).
+    public_url: str | None = None
     # Serve /demo/inbox (on in `tidings dev`); browsers on these origins may call the API (the widget on your site).
     demo_page: bool = False
     cors_origins: list[str] = Field(default_factory=list)

@@ -16,6 +16,8 @@ from tidings.app.heartbeat import beat_forever, heartbeat_path
 from tidings.app.resources import open_resources
 from tidings.app.settings import Settings
 from tidings.app.signals import stop_event_on_signals
+from tidings.core.crypto import Cipher
+from tidings.webhooks.delivery import WebhookDeps, new_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,12 @@ async def run_worker(settings: Settings) -> None:
     async with open_resources(settings, worker=True) as resources:
         deps, sender = engine_deps(settings, resources)
         resources.broker.state.engine = deps  # what tasks reach through Taskiq's Context
+        webhook_client = new_http_client()
+        resources.broker.state.webhooks = WebhookDeps(
+            cipher=Cipher(settings.require_secret_key()),
+            client=webhook_client,
+            allow_private=settings.allow_private_network_urls,
+        )
         finish = asyncio.Event()
         with ThreadPoolExecutor(max_workers=4) as executor:
             receiver = Receiver(
@@ -60,5 +68,6 @@ async def run_worker(settings: Settings) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await sender.aclose()
+        await webhook_client.aclose()
         with contextlib.suppress(Exception):  # best effort: Redis may be the reason we stop
             await resources.broker.forget_consumer()

@@ -19,3 +19,4 @@ class Limits:
     payload_bytes: int = 65_536
     trigger_recipients_max: int = 100
     bulk_trigger_max: int = 100
+    webhook_endpoints_max: int = 20

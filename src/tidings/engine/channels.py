@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import jinja2
 
 from tidings.core.channels import Channel
+from tidings.core.queue import QueueUnavailableError
 from tidings.engine.context import StepContext
 from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, Recipient
 from tidings.engine.outcome import Outcome, completed, failed
@@ -19,6 +21,8 @@ from tidings.notifications.documents import Job, JobStatus
 from tidings.rendering.environment import TemplateError, compile_template
 from tidings.rendering.render import RenderError, render_async, text_from_html
 from tidings.subscribers.documents import Subscriber
+from tidings.webhooks.events import WebhookEventType
+from tidings.webhooks.service import emit
 from tidings.workflows.steps import ChatStep, EmailStep, InAppStep, PushStep, SmsStep
 
 
@@ -123,6 +127,16 @@ def _recipient(ctx: StepContext) -> Recipient:
     )
 
 
+def _disabled_address(subscriber: Subscriber, channel: Channel) -> str | None:
+    """A provider reported this address dead (status callbacks): don't send to it again until it changes."""
+    email, bounced = subscriber.email, subscriber.bounced_email
+    if channel is Channel.EMAIL and email and bounced and email.casefold() == bounced.casefold():
+        return "the subscriber's email address bounced; it is used again once it changes"
+    if channel is Channel.SMS and subscriber.phone and subscriber.phone == subscriber.undeliverable_phone:
+        return "the subscriber's phone number is undeliverable; it is used again once it changes"
+    return None
+
+
 async def _integrations(ctx: StepContext, channel: Channel) -> list[Integration]:
     """The channel's active integrations in failover order: the primary, then by priority, then the oldest."""
     rows = await Integration.find(
@@ -155,8 +169,11 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
         # The send happened in an earlier run that died before recording its outcome: never send twice.
         return completed({"messageId": ctx.job.sent_message_id}, resumed_after_send=True)
     integrations = await _integrations(ctx, channel)
+    refusal = _disabled_address(ctx.subscriber, channel)
     if not integrations:
-        return failed(f"no active integration for the {channel.value} channel")
+        refusal = f"no active integration for the {channel.value} channel"
+    if refusal is not None:
+        return failed(refusal)
     render = _Renderer(ctx)
     try:
         content = await _content(ctx, step, render)
@@ -193,12 +210,14 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
             if exc.kind is FailureKind.TRANSIENT:
                 last_error = exc
                 continue
+            await _announce(ctx, WebhookEventType.MESSAGE_FAILED, integration, kind=exc.kind.value, error=exc.message)
             return _after_failure(ctx, exc, {**base, "attempts": attempts})
         await breaker.record(str(integration.id), healthy=True)
         detail = dict(result.detail)
         await _drop_bad_tokens(ctx, integration, detail)
         await _record_send(ctx.job, result.provider_message_id or "sent")
         attempts.append({**base, "outcome": "sent"})
+        await _announce(ctx, WebhookEventType.MESSAGE_SENT, integration, messageId=result.provider_message_id)
         return completed(
             {"messageId": result.provider_message_id},
             **base,
@@ -209,6 +228,24 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
     if last_error is None:
         last_error = DeliveryError(f"every {channel.value} integration has an open circuit", kind=FailureKind.TRANSIENT)
     return _after_failure(ctx, last_error, {"attempts": attempts})
+
+
+async def _announce(ctx: StepContext, event: WebhookEventType, integration: Integration, **data: Any) -> None:
+    """Tell the environment's webhook endpoints (outbound webhooks); a queue outage leaves the deliveries to the
+    scheduler's sweep, so it never fails the step."""
+    job = ctx.job
+    payload = {
+        "transactionId": job.transaction_id,
+        "workflowId": job.workflow_id,
+        "stepId": job.step_id,
+        "channel": job.step_type,
+        "subscriberId": job.subscriber_id,
+        "integration": integration.identifier,
+        "provider": integration.provider_id,
+        **data,
+    }
+    with contextlib.suppress(QueueUnavailableError):
+        await emit(job.environment_id, event.value, payload, ctx.deps.queue)
 
 
 async def _record_send(job: Job, message_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -69,6 +70,47 @@ class OutboundMessage:
 class SendResult:
     provider_message_id: str | None
     detail: Mapping[str, Any] = field(default_factory=dict)  # safe to store: no secrets, no message bodies
+
+
+class DeliveryStatus(StrEnum):
+    """What a provider reported after accepting a message, in its status callback."""
+
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    FAILED = "failed"  # the provider gave up (dropped, undelivered, rejected downstream)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """One event of a provider's status callback, about a message it accepted (`provider_message_id`, as its send
+    returned it; providers normalise ids so the two match)."""
+
+    provider_message_id: str
+    status: DeliveryStatus
+    occurred_at: datetime
+    # The recipient's address is dead for good (hard bounce, unknown number): the subscriber's endpoint is disabled.
+    hard: bool = False
+    reason: str | None = None  # a provider code (e.g. "550", "30005"), never free text that may quote the message
+    recipient: str | None = None  # the address the event is about, when the provider says (to disable that one)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundWebhook:
+    """A provider's status callback as received: headers (case-insensitive), raw body and the public URL called."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+
+class WebhookRejectedError(Exception):
+    """The callback did not verify (signature, credentials) or is not one this provider sends."""
+
+
+class StatusCallbacksUnsupportedError(Exception):
+    """This provider sends no status callbacks (or Tidings does not read them yet)."""
 
 
 class Sender(Protocol):

@@ -21,6 +21,7 @@ from tidings.inbox.events import Publisher
 from tidings.inbox.state import wake_snoozed
 from tidings.notifications.documents import Job, JobStatus, Trigger, TriggerStatus
 from tidings.notifications.service import PROCESS_TRIGGER_TASK, RUN_JOB_TASK
+from tidings.webhooks.sweep import sweep_webhook_deliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,8 @@ class Sweeper:
         self.ticks += 1
         with contextlib.suppress(RedisError):  # the snoozes stay due in MongoDB; the next tick tries again
             await wake_snoozed(self.publisher, self.policy.batch)
+        with contextlib.suppress(QueueUnavailableError):  # due webhook deliveries stay due in MongoDB
+            await sweep_webhook_deliveries(self.queue, batch=self.policy.batch)
         try:
             await wake_due_jobs(self.queue, self.policy)
             if self.ticks % self.recovery_every == 1:

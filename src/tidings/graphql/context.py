@@ -40,6 +40,7 @@ class Context:
     inbox: InboxOptions
     hub: InboxHub
     sender: Sender  # for `testIntegration`: the same providers the workers send with
+    allow_private_networks: bool = False  # TIDINGS_ALLOW_PRIVATE_NETWORK_URLS, for URLs the API checks itself
     subscriber_token: str | None = None
     # Filled once per request (or websocket) by `permissions.require_subscriber`.
     owner: Owner | None = None

@@ -82,6 +82,7 @@ class GraphQLApp(GraphQL[Context, None]):
         cipher: Cipher,
         inbox: InboxOptions,
         sender: Sender,
+        allow_private_networks: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
@@ -89,6 +90,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.cipher = cipher
         self.inbox = inbox
         self.sender = sender
+        self.allow_private_networks = allow_private_networks
         # Set by the app's lifespan once the broker and Redis are open.
         self.queue: TaskQueue | None = None
         self.hub: InboxHub | None = None
@@ -107,5 +109,6 @@ class GraphQLApp(GraphQL[Context, None]):
             inbox=self.inbox,
             hub=self.hub,
             sender=self.sender,
+            allow_private_networks=self.allow_private_networks,
             subscriber_token=parse_subscriber_token(authorization),
         )

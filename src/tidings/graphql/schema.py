@@ -37,6 +37,8 @@ from tidings.graphql.subscribers.queries import SubscriberQueries
 from tidings.graphql.topics.mutations import TopicMutations
 from tidings.graphql.topics.queries import TopicQueries
 from tidings.graphql.triggers.mutations import TriggerMutations
+from tidings.graphql.webhooks.mutations import WebhookMutations
+from tidings.graphql.webhooks.queries import WebhookQueries
 from tidings.graphql.workflows.mutations import WorkflowMutations
 from tidings.graphql.workflows.queries import WorkflowQueries
 
@@ -51,6 +53,7 @@ QUERIES: tuple[type, ...] = (
     DiagnosticsQueries,
     ActivityQueries,
     InboxQueries,
+    WebhookQueries,
 )
 MUTATIONS: tuple[type, ...] = (
     EnvironmentMutations,
@@ -62,6 +65,7 @@ MUTATIONS: tuple[type, ...] = (
     DiagnosticsMutations,
     TriggerMutations,
     InboxMutations,
+    WebhookMutations,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (InboxSubscriptions,)
 

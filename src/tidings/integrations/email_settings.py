@@ -6,10 +6,14 @@ than one (Mailgun EU, SendGrid EU), and lets tests point a provider at a local s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, EmailStr, Field
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from pydantic import AfterValidator, EmailStr, Field, model_validator
 
 from tidings.integrations.provider_settings import HttpUrl, ProviderSettings, Secret, TimeoutSeconds
 
@@ -33,6 +37,18 @@ def _stream(value: str) -> str:
     return value
 
 
+def _ecdsa_public_key(value: str) -> str:
+    """SendGrid's Event Webhook verification key as its settings page shows it: base64 of a DER P-256 public key."""
+    value = "".join(value.split())
+    try:
+        key = load_der_public_key(base64.b64decode(value, validate=True))
+    except (ValueError, binascii.Error, TypeError):
+        raise ValueError("must be the base64 (DER) public key SendGrid shows for the signed Event Webhook") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("must be an ECDSA P-256 public key")
+    return value
+
+
 type FromName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -43,6 +59,9 @@ class SendGridSettings(ProviderSettings):
     # EU-pinned subusers use https://api.eu.sendgrid.com.
     base_url: HttpUrl = "https://api.sendgrid.com"
     timeout_seconds: TimeoutSeconds = 10
+    # The Signed Event Webhook's verification key. Without it status callbacks are accepted unverified (unsafe:
+    # anyone who learns the callback URL can report bounces).
+    event_webhook_public_key: Annotated[str, Field(max_length=1024), AfterValidator(_ecdsa_public_key)] | None = None
 
 
 class PostmarkSettings(ProviderSettings):
@@ -52,6 +71,16 @@ class PostmarkSettings(ProviderSettings):
     message_stream: Annotated[str, AfterValidator(_stream)] | None = None  # Postmark's default: "outbound"
     base_url: HttpUrl = "https://api.postmarkapp.com"
     timeout_seconds: TimeoutSeconds = 10
+    # Basic auth credentials put in the webhook URL (https://user:password@host/...): with them, a status callback
+    # must carry the same Authorization header. Without them callbacks are accepted unverified (unsafe).
+    webhook_username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\s]+$")] | None = None
+    webhook_password: Secret | None = None
+
+    @model_validator(mode="after")
+    def _webhook_credentials_together(self) -> Self:
+        if (self.webhook_username is None) != (self.webhook_password is None):
+            raise ValueError("webhookUsername and webhookPassword go together")
+        return self
 
 
 class ResendSettings(ProviderSettings):
@@ -70,3 +99,5 @@ class MailgunSettings(ProviderSettings):
     # The region: https://api.mailgun.net (US) or https://api.eu.mailgun.net (EU), as the domain was created in.
     base_url: HttpUrl = "https://api.mailgun.net"
     timeout_seconds: TimeoutSeconds = 10
+    # The account's HTTP webhook signing key (Sending > Webhooks): status callbacks are rejected without it.
+    webhook_signing_key: Secret | None = None

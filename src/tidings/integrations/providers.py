@@ -95,11 +95,15 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec("webhook", "Webhook", Channel.CHAT, WebhookSettings, frozenset({"signing_secret"})),
         ProviderSpec("slack-webhook", "Slack", Channel.CHAT, SlackWebhookSettings, frozenset({"webhook_url"})),
         ProviderSpec("sendgrid", "SendGrid", Channel.EMAIL, SendGridSettings, frozenset({"api_key"})),
-        ProviderSpec("postmark", "Postmark", Channel.EMAIL, PostmarkSettings, frozenset({"server_token"})),
+        ProviderSpec(
+            "postmark", "Postmark", Channel.EMAIL, PostmarkSettings, frozenset({"server_token", "webhook_password"})
+        ),
         ProviderSpec("resend", "Resend", Channel.EMAIL, ResendSettings, frozenset({"api_key"})),
-        ProviderSpec("mailgun", "Mailgun", Channel.EMAIL, MailgunSettings, frozenset({"api_key"})),
+        ProviderSpec(
+            "mailgun", "Mailgun", Channel.EMAIL, MailgunSettings, frozenset({"api_key", "webhook_signing_key"})
+        ),
         ProviderSpec("twilio", "Twilio", Channel.SMS, TwilioSettings, frozenset({"auth_token"})),
-        ProviderSpec("vonage", "Vonage", Channel.SMS, VonageSettings, frozenset({"api_secret"})),
+        ProviderSpec("vonage", "Vonage", Channel.SMS, VonageSettings, frozenset({"api_secret", "dlr_token"})),
         ProviderSpec("sms-webhook", "SMS webhook", Channel.SMS, SmsWebhookSettings, frozenset({"signing_secret"})),
         ProviderSpec("discord", "Discord", Channel.CHAT, DiscordSettings, frozenset({"webhook_url"})),
         ProviderSpec("teams", "Microsoft Teams", Channel.CHAT, TeamsSettings, frozenset({"webhook_url"})),

@@ -7,13 +7,20 @@ can stand in for it. It is checked by the same SSRF guard as every other URL bef
 from __future__ import annotations
 
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from tidings.integrations.provider_settings import HttpUrl, ProviderSettings, Secret, TimeoutSeconds
 
 # A sender: an E.164 number, a short code or an alphanumeric sender id ("Tidings"); the provider checks the rest.
 type Sender = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^\+?[A-Za-z0-9 ._-]+$")]
+
+
+def _https(value: str) -> str:
+    if urlsplit(value).scheme.lower() != "https":
+        raise ValueError("must be an https URL")
+    return value
 
 
 class TwilioSettings(ProviderSettings):
@@ -25,6 +32,10 @@ class TwilioSettings(ProviderSettings):
     messaging_service_sid: Annotated[str, Field(pattern=r"^MG[0-9a-fA-F]{32}$")] | None = None
     base_url: HttpUrl = "https://api.twilio.com"
     timeout_seconds: TimeoutSeconds = 10
+    # Tidings' public callback URL for this integration (https://…/webhooks/providers/<id>): sent as each message's
+    # StatusCallback, and the URL status callbacks are verified against (instead of the URL the request reached,
+    # which a proxy may have rewritten).
+    status_callback_url: Annotated[HttpUrl, AfterValidator(_https)] | None = None
 
     @model_validator(mode="after")
     def _has_a_sender(self) -> Self:
@@ -39,6 +50,9 @@ class VonageSettings(ProviderSettings):
     from_number: Sender
     base_url: HttpUrl = "https://rest.nexmo.com"
     timeout_seconds: TimeoutSeconds = 10
+    # Delivery receipts are accepted only when the callback URL carries `?token=<dlr_token>`: Vonage's SMS API
+    # signs receipts only with an account signature secret, so the URL's token is the credential.
+    dlr_token: Secret | None = None
 
 
 class SmsWebhookSettings(ProviderSettings):

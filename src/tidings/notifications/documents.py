@@ -133,6 +133,9 @@ class Job(Document):
     attempts: int = 0
     # The provider's id for a send that happened: a redelivered job with it set never sends again.
     sent_message_id: str | None = None
+    # The provider's status callbacks about the sent message (POST /webhooks/providers/{integrationId}).
+    delivery_status: str | None = None
+    delivery_events: list[dict[str, Any]] = Field(default_factory=list)
     # What later steps may read as `steps.<stepId>` (and a digest's `events` and `count`).
     output: dict[str, Any] = Field(default_factory=dict)
     reason: str | None = None
@@ -149,6 +152,8 @@ class Job(Document):
             IndexModel([("status", ASCENDING), ("queued_at", ASCENDING)]),
             IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
             IndexModel([("environment_id", ASCENDING), ("transaction_id", ASCENDING), ("status", ASCENDING)]),
+            # Status callbacks find the job by the provider's message id.
+            IndexModel([("environment_id", ASCENDING), ("sent_message_id", ASCENDING)], sparse=True),
         ]
 
 

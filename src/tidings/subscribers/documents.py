@@ -41,6 +41,9 @@ class Subscriber(Document):
     data: dict[str, Any] = Field(default_factory=dict)
     push: list[PushEndpoint] = Field(default_factory=list)
     chat: list[ChatEndpoint] = Field(default_factory=list)
+    # An address a provider reported dead (hard bounce, unknown number): not used while it is still the address.
+    bounced_email: str | None = None
+    undeliverable_phone: str | None = None
     is_online: bool = False
     last_online_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -39,6 +39,11 @@ class Job:
     due_at: datetime | None
     output: JSON
     execution_details: list[ExecutionDetail] = strawberry.field(description="Every run of this job, oldest first.")
+    provider_message_id: str | None = strawberry.field(description="The id the provider gave the sent message.")
+    delivery_status: str | None = strawberry.field(
+        description="The provider's latest status callback: delivered, bounced, opened, clicked or failed."
+    )
+    delivery_events: JSON = strawberry.field(description="Every status callback event: [{status, at, reason}].")
     created_at: datetime
     updated_at: datetime
 
@@ -82,6 +87,11 @@ def _job(row: documents.Job) -> Job:
         due_at=row.due_at,
         output=JSON(row.output),
         execution_details=[_detail(run) for run in row.executions],
+        provider_message_id=row.sent_message_id,
+        delivery_status=row.delivery_status,
+        delivery_events=JSON(
+            [{**event, "at": event["at"].isoformat() if event.get("at") else None} for event in row.delivery_events]
+        ),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

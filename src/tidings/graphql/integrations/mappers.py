@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import strawberry
 from strawberry.scalars import JSON
 
 from tidings.engine.trial_send import TrialResult
@@ -12,6 +13,8 @@ from tidings.integrations.credentials import credential_keys, public_config
 
 def integration_to_graphql(integration: documents.Integration) -> Integration:
     return Integration(
+        id=strawberry.ID(str(integration.id)),
+        status_callback_path=f"/webhooks/providers/{integration.id}",
         identifier=integration.identifier,
         name=integration.name,
         channel=integration.channel,

@@ -13,6 +13,9 @@ from tidings.graphql.channels import Channel
 
 @strawberry.type(description="A provider configured for one channel of this environment. Credentials are never shown.")
 class Integration:
+    id: strawberry.ID = strawberry.field(
+        description="Providers send status callbacks to /webhooks/providers/<id> (see statusCallbackPath)."
+    )
     identifier: str = strawberry.field(description="Unique in the environment; steps and overrides refer to it.")
     name: str
     channel: Channel
@@ -21,6 +24,9 @@ class Integration:
     )
     config: JSON = strawberry.field(description="The non-secret settings, camelCase, defaults filled in.")
     credential_keys: list[str] = strawberry.field(description="Which secret settings are set (never their values).")
+    status_callback_path: str = strawberry.field(
+        description="Where to point the provider's delivery status webhooks, after the API's public URL."
+    )
     active: bool = strawberry.field(description="Inactive integrations are kept but never used for delivery.")
     primary: bool = strawberry.field(
         description="The integration its channel delivers through first (one per channel)."

@@ -15,7 +15,15 @@ from typing import Any, ClassVar
 import httpx
 
 from tidings.core.net import HostResolutionError, UnsafeUrlError, check_public_url, origin
-from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, SendResult
+from tidings.engine.delivery import (
+    DeliveryError,
+    FailureKind,
+    InboundWebhook,
+    OutboundMessage,
+    SendResult,
+    StatusCallbacksUnsupportedError,
+    StatusUpdate,
+)
 from tidings.integrations.providers import ProviderSettings
 from tidings.tasks.providers.errors import http_failure_kind, refused_address, retry_after_seconds
 
@@ -36,6 +44,12 @@ class Provider[S: ProviderSettings](ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Release connections; the instance is not used again."""
+
+    def parse_status_webhook(self, settings: S, webhook: InboundWebhook) -> list[StatusUpdate]:
+        """The status events of a callback the provider sent to `POST /webhooks/providers/{integrationId}`, after
+        checking its signature or credentials (`WebhookRejectedError` when they don't verify). Never trust a field
+        of an unverified callback."""
+        raise StatusCallbacksUnsupportedError(f"{type(self).__name__} reads no status callbacks")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,16 @@ from typing import Any
 import pydantic
 
 from tidings.core.crypto import Cipher, DecryptionError
-from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, SendResult
+from tidings.engine.delivery import (
+    DeliveryError,
+    FailureKind,
+    InboundWebhook,
+    OutboundMessage,
+    SendResult,
+    StatusCallbacksUnsupportedError,
+    StatusUpdate,
+    WebhookRejectedError,
+)
 from tidings.integrations.credentials import decrypted_settings
 from tidings.integrations.documents import Integration
 from tidings.integrations.providers import PROVIDERS
@@ -119,6 +128,20 @@ class ProviderSender:
             entry.in_flight -= 1
             if entry.evicted and entry.in_flight == 0:
                 await entry.provider.aclose()
+
+    async def parse_status(self, integration: Integration, webhook: InboundWebhook) -> list[StatusUpdate]:
+        """The verified status events of a provider callback for this integration (see `Provider.
+        parse_status_webhook`); `StatusCallbacksUnsupportedError` when its provider sends none."""
+        provider_class = PROVIDERS_BY_ID.get(integration.provider_id)
+        if provider_class is None:
+            raise StatusCallbacksUnsupportedError(f"provider {integration.provider_id!r} sends no status callbacks")
+        try:
+            settings = decrypted_settings(integration, self._cipher)
+        except (DecryptionError, pydantic.ValidationError):
+            # A callback can't be verified without the integration's secrets: refuse it rather than trust it.
+            raise WebhookRejectedError("the integration's settings cannot be read") from None
+        entry = await self._entry(integration, provider_class)
+        return entry.provider.parse_status_webhook(settings, webhook)
 
     async def _entry(self, integration: Integration, provider_class: type[Provider[Any]]) -> _Entry:
         key = (str(integration.id), integration.provider_id)

@@ -1,17 +1,37 @@
 """The SendGrid provider (`sendgrid`): `POST /v3/mail/send` of the v3 Web API.
 
 SendGrid answers 202 with an empty body and names the message in the `X-Message-Id` header.
+
+Status callbacks are the Event Webhook: a JSON array of events, each with an `sg_message_id` that is the send's
+X-Message-Id followed by ".filter…". With `event_webhook_public_key` set (the Signed Event Webhook), the ECDSA P-256
+signature over `timestamp + raw body` must verify; without it callbacks are accepted unverified.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
 from tidings.core.net import origin
-from tidings.engine.delivery import DeliveryError, OutboundMessage, SendResult
+from tidings.engine.delivery import (
+    DeliveryError,
+    DeliveryStatus,
+    InboundWebhook,
+    OutboundMessage,
+    SendResult,
+    StatusUpdate,
+    WebhookRejectedError,
+)
 from tidings.integrations.email_settings import SendGridSettings
 from tidings.tasks.providers.base import HttpAnswer, HttpProvider
 from tidings.tasks.providers.email.common import (
@@ -31,6 +51,14 @@ _MAX_ERROR_FIELDS = 5
 # SendGrid allows 10,000 bytes of custom_args in all.
 _MAX_ARG_VALUE = 256
 _MAX_ARGS = 16
+
+SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
+TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
+# An SMTP enhanced status code ("5.1.1") or reply code ("550"): safe to keep, unlike `reason` and `response`.
+_SMTP_CODE = re.compile(r"^\d{3}$|^\d\.\d{1,3}\.\d{1,3}$")
+# Bounces SendGrid classifies as the sender's problem, not the address's: they do not condemn the address.
+_SENDER_BOUNCES = frozenset({"Technical", "Content", "Reputation", "Frequency/Volume"})
+_SIMPLE_EVENTS = {"delivered": DeliveryStatus.DELIVERED, "open": DeliveryStatus.OPENED, "click": DeliveryStatus.CLICKED}
 
 
 def sendgrid_body(settings: SendGridSettings, message: OutboundMessage) -> dict[str, Any]:
@@ -92,3 +120,81 @@ class SendGridProvider(HttpProvider[SendGridSettings]):
         if answer.status == 400 and any(_RECIPIENT_FIELD.match(field) for field in fields):
             detail.update(SUBSCRIBER_TARGET)
         return detail
+
+    def parse_status_webhook(self, settings: SendGridSettings, webhook: InboundWebhook) -> list[StatusUpdate]:
+        if settings.event_webhook_public_key is not None:
+            verify_signature(settings.event_webhook_public_key, webhook)
+        try:
+            events = json.loads(webhook.body)
+        except ValueError:
+            raise WebhookRejectedError("the SendGrid event webhook body is not JSON") from None
+        if not isinstance(events, list):
+            raise WebhookRejectedError("the SendGrid event webhook body is not a JSON array of events")
+        return [update for event in events if (update := status_update(event)) is not None]
+
+
+def _header(webhook: InboundWebhook, name: str) -> str | None:
+    value = webhook.headers.get(name)
+    if value is None:
+        value = next((item for key, item in webhook.headers.items() if key.lower() == name), None)
+    return value
+
+
+def verify_signature(public_key: str, webhook: InboundWebhook) -> None:
+    """The Signed Event Webhook: ECDSA P-256 / SHA-256 over the timestamp header then the raw body."""
+    signature = _header(webhook, SIGNATURE_HEADER)
+    timestamp = _header(webhook, TIMESTAMP_HEADER)
+    if not signature or not timestamp:
+        raise WebhookRejectedError("the SendGrid event webhook is not signed")
+    key = load_der_public_key(base64.b64decode(public_key))
+    if not isinstance(key, ec.EllipticCurvePublicKey):  # the settings model only admits P-256 keys
+        raise WebhookRejectedError("the SendGrid verification key is not an ECDSA key")
+    try:
+        key.verify(
+            base64.b64decode(signature, validate=True),
+            timestamp.encode() + webhook.body,
+            ec.ECDSA(hashes.SHA256()),
+        )
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise WebhookRejectedError("the SendGrid event webhook signature does not verify") from None
+
+
+def status_update(event: object) -> StatusUpdate | None:
+    """The StatusUpdate of one event, or None for events that change no status (processed, deferred, …)."""
+    if not isinstance(event, dict):
+        return None
+    kind = event.get("event")
+    sg_message_id = event.get("sg_message_id")
+    if not isinstance(kind, str) or not isinstance(sg_message_id, str) or not sg_message_id:
+        return None
+    message_id = sg_message_id.split(".", 1)[0]
+    if not message_id:
+        return None
+    code = event.get("status")
+    reason = code if isinstance(code, str) and _SMTP_CODE.match(code) else None
+    if kind in _SIMPLE_EVENTS:
+        status, hard, reason = _SIMPLE_EVENTS[kind], False, None
+    elif kind == "bounce":
+        # type "bounce": the receiving server refused the address for good; "blocked": a temporary refusal.
+        hard = event.get("type", "bounce") == "bounce" and event.get("bounce_classification") not in _SENDER_BOUNCES
+        status = DeliveryStatus.BOUNCED
+    elif kind == "dropped":
+        status, hard = DeliveryStatus.FAILED, False
+    else:
+        return None
+    return StatusUpdate(
+        provider_message_id=message_id,
+        status=status,
+        occurred_at=_occurred_at(event.get("timestamp")),
+        hard=hard,
+        reason=reason,
+    )
+
+
+def _occurred_at(timestamp: object) -> datetime:
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        try:
+            return datetime.fromtimestamp(timestamp, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    return datetime.now(UTC)

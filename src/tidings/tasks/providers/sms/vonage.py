@@ -6,18 +6,34 @@ arrive intact) and `client-ref` (the job's idempotency key, shown in delivery re
 
 Vonage answers HTTP 200 even when it refuses the message: every part of the (possibly concatenated) SMS has an entry
 in `messages` with a `status`, "0" meaning accepted. The first part's `message-id` is the provider message id.
+
+Status callbacks are Vonage's delivery receipts (JSON or form: `messageId`, `status`, `err-code`,
+`message-timestamp`). The SMS API signs them only with an account-wide signature secret, so Tidings asks for a
+token in the callback URL instead: receipts are accepted only when the setting `dlr_token` is set and the URL's
+`token` query parameter equals it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from tidings.core.net import origin
-from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, SendResult
+from tidings.engine.delivery import (
+    DeliveryError,
+    DeliveryStatus,
+    FailureKind,
+    InboundWebhook,
+    OutboundMessage,
+    SendResult,
+    StatusUpdate,
+    WebhookRejectedError,
+)
 from tidings.integrations.sms_settings import VonageSettings
 from tidings.tasks.providers.base import HttpProvider
 from tidings.tasks.providers.sms import recipient_phone, sms_body
@@ -36,6 +52,16 @@ _MESSAGE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _STATUS_FIELD = re.compile(r'"status"\s*:\s*"?(\d{1,4})"?')
 _ID_FIELD = re.compile(r'"message-id"\s*:\s*"([A-Za-z0-9-]{1,64})"')
 _COUNT_FIELD = re.compile(r'"message-count"\s*:\s*"?(\d{1,4})"?')
+
+# Delivery receipt statuses that end the message; accepted, buffered and unknown are not news.
+_RECEIPT_STATUSES = {
+    "delivered": DeliveryStatus.DELIVERED,
+    "failed": DeliveryStatus.FAILED,
+    "rejected": DeliveryStatus.FAILED,
+    "expired": DeliveryStatus.FAILED,
+}
+# Receipt error codes that condemn the number: 3 absent subscriber (permanent), 9 illegal number.
+HARD_ERROR_CODES = frozenset({3, 9})
 
 # GSM 03.38 basic character set and its extension table: text made only of these fits the default encoding.
 _GSM_CHARACTERS = frozenset(
@@ -132,3 +158,52 @@ class VonageProvider(HttpProvider[VonageSettings]):
         if parts > 1:
             detail["parts"] = parts
         return SendResult(provider_message_id=ids[0] if ids else None, detail=detail)
+
+    def parse_status_webhook(self, settings: VonageSettings, webhook: InboundWebhook) -> list[StatusUpdate]:
+        if settings.dlr_token is None:
+            raise WebhookRejectedError("Vonage delivery receipts need the integration's dlrToken")
+        tokens = parse_qs(urlsplit(webhook.url).query).get("token", [])
+        expected = settings.dlr_token.get_secret_value().encode()
+        if len(tokens) != 1 or not hmac.compare_digest(tokens[0].encode(), expected):
+            raise WebhookRejectedError("the Vonage delivery receipt's token does not match")
+        receipt = _receipt(webhook.body)
+        message_id, status = receipt.get("messageId"), receipt.get("status")
+        if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id) or status not in _RECEIPT_STATUSES:
+            return []
+        code = receipt.get("err-code")
+        code = str(code) if isinstance(code, int) and not isinstance(code, bool) else code
+        reason = code if isinstance(code, str) and code.isdigit() and len(code) <= 4 else None
+        failed = _RECEIPT_STATUSES[status] is DeliveryStatus.FAILED
+        return [
+            StatusUpdate(
+                provider_message_id=message_id,
+                status=_RECEIPT_STATUSES[status],
+                occurred_at=_occurred_at(receipt.get("message-timestamp")),
+                hard=failed and reason is not None and int(reason) in HARD_ERROR_CODES,
+                reason=reason if failed else None,
+            )
+        ]
+
+
+def _receipt(body: bytes) -> dict[str, Any]:
+    """A delivery receipt's fields, sent as JSON or as a form."""
+    try:
+        text = body.decode("utf-8").strip()
+        if text.startswith("{"):
+            document = json.loads(text)
+            if not isinstance(document, dict):
+                raise ValueError
+            return document
+        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+    except (UnicodeDecodeError, ValueError):
+        raise WebhookRejectedError("the Vonage delivery receipt is neither JSON nor a form") from None
+
+
+def _occurred_at(value: object) -> datetime:
+    # "2020-01-01 12:00:00", in UTC
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""GraphQL area of outbound webhooks."""

@@ -1,0 +1,1 @@
+"""Outbound webhooks: endpoints an environment registers, and signed deliveries of Tidings' events to them."""
