@@ -32,6 +32,7 @@ from tidings.core.crypto import Cipher
 from tidings.environments.service import create_environment
 
 SIGNING_KEY = "key-signing-0123456789abcdef"
+SESSION = 'mutation($app: String!) { inboxSession(applicationIdentifier: $app, subscriberId: "eve") { token } }'
 JOB = """query($t: String!) { notifications(where: {transactionId: $t}) { edges { node { jobs {
     status reason providerMessageId deliveryStatus deliveryEvents } } } } }"""
 
@@ -66,6 +67,7 @@ class Stack:
     client: httpx.AsyncClient
     callback_path: str
     webhook_callback_path: str
+    redis_url: str
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,7 @@ async def stack(
                     client,
                     created["createIntegration"]["statusCallbackPath"],
                     hook["createIntegration"]["statusCallbackPath"],
+                    redis_url,
                 )
         finally:
             worker.stop()
@@ -235,3 +238,59 @@ async def test_outbound_webhooks_announce_the_send_and_the_delivery(
         body = json.loads(delivered.body)
         assert (body["type"], body["data"]["status"]) == ("message.delivered", "delivered")
         assert verify(secret, delivered.headers["tidings-signature"], delivered.body)
+
+
+async def test_outbound_webhooks_announce_what_a_subscriber_does_in_the_inbox(stack: Stack) -> None:
+    from beanie import PydanticObjectId  # noqa: PLC0415
+
+    from tests.api.test_inbox import RedisPublisher  # noqa: PLC0415
+    from tests.sinks import http_sink  # noqa: PLC0415
+    from tidings.environments.documents import Environment  # noqa: PLC0415
+    from tidings.inbox.service import NewMessage, deliver_in_app  # noqa: PLC0415
+
+    environment = await Environment.find_one(Environment.name == "status")
+    assert environment is not None
+    assert environment.id is not None
+    with http_sink() as (sink, base):
+        await stack.gql.data(
+            "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }",
+            input={"url": f"{base}/inbox", "eventTypes": ["message.read", "message.seen", "message.archived"]},
+        )
+        from redis.asyncio import Redis  # noqa: PLC0415
+
+        redis = Redis.from_url(stack.redis_url)
+        try:
+            message, _ = await deliver_in_app(
+                NewMessage(
+                    environment_id=environment.id,
+                    subscriber_id="eve",
+                    notification_id=PydanticObjectId(),
+                    transaction_id="t-inbox",
+                    workflow_id="mail",
+                    step_id="in-app",
+                    body="hello",
+                ),
+                RedisPublisher(redis),
+            )
+        finally:
+            await redis.aclose()
+        session = await stack.client.post(
+            "/graphql",
+            json={
+                "query": SESSION,
+                "variables": {"app": environment.application_identifier},
+            },
+        )
+        bearer = {"Authorization": f"Bearer {session.json()['data']['inboxSession']['token']}"}
+        for query in (
+            "mutation($id: ID!) { inboxMarkRead(id: $id) { id } }",
+            "mutation($id: ID!) { inboxArchive(id: $id) { id } }",
+        ):
+            answer = await stack.client.post(
+                "/graphql", json={"query": query, "variables": {"id": str(message.id)}}, headers=bearer
+            )
+            assert "errors" not in answer.json(), answer.text
+        events = [json.loads(request.body) for request in await asyncio.to_thread(sink.wait_for, 2)]
+        assert sorted(event["type"] for event in events) == ["message.archived", "message.read"]
+        assert {event["data"]["messageId"] for event in events} == {str(message.id)}
+        assert {event["data"]["subscriberId"] for event in events} == {"eve"}

@@ -19,10 +19,13 @@ from pymongo import ReturnDocument
 
 from tidings.core.clock import utcnow
 from tidings.core.errors import NotFoundError, ValidationError
+from tidings.core.queue import TaskQueue
 from tidings.inbox.documents import EventType, InboxMessage
 from tidings.inbox.events import Publisher, ring
 from tidings.inbox.feed import InboxFilter, message_query
 from tidings.inbox.log import append_events
+from tidings.webhooks.events import WebhookEventType
+from tidings.webhooks.service import emit_many
 
 MAX_SNOOZE = timedelta(days=90)
 # Bulk changes work in batches so one "mark all read" over a huge inbox holds no more than this in memory.
@@ -58,6 +61,25 @@ async def _announce(owner: Owner, entries: Sequence[tuple[EventType, PydanticObj
         await ring(publisher, owner.environment_id, owner.subscriber_id, seq)
 
 
+def _webhook_data(owner: Owner, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messageId": str(row["_id"]),
+        "subscriberId": owner.subscriber_id,
+        "workflowId": row.get("workflow_id"),
+        "transactionId": row.get("transaction_id"),
+        "channel": "in_app",
+    }
+
+
+async def _tell_endpoints(
+    owner: Owner, webhook: WebhookEventType | None, rows: Sequence[dict[str, Any]], queue: TaskQueue | None
+) -> None:
+    """Outbound webhooks (message.read/seen/archived); a queue outage leaves the deliveries to the sweep."""
+    if webhook is None or queue is None or not rows:
+        return
+    await emit_many(owner.environment_id, webhook.value, [_webhook_data(owner, row) for row in rows], queue)
+
+
 async def _change(
     owner: Owner,
     message_id: str,
@@ -65,6 +87,8 @@ async def _change(
     *,
     when: dict[str, Any],
     update: dict[str, Any],
+    webhook: WebhookEventType | None = None,
+    queue: TaskQueue | None = None,
 ) -> InboxMessage:
     """Apply `update` if the message matches `when`; otherwise it is already in that state (or absent: NOT_FOUND)."""
     oid = parse_message_id(message_id)
@@ -78,18 +102,27 @@ async def _change(
             raise NotFoundError(f"no notification {message_id!r}", field="id")
         return current
     await _announce(owner, [(EventType.UPDATED, oid)], publisher)
+    await _tell_endpoints(owner, webhook, [raw], queue)
     changed: InboxMessage = InboxMessage.model_validate(raw)
     return changed
 
 
-async def mark_read(owner: Owner, message_id: str, publisher: Publisher) -> InboxMessage:
+async def mark_read(
+    owner: Owner, message_id: str, publisher: Publisher, queue: TaskQueue | None = None
+) -> InboxMessage:
     now = utcnow()
     # Reading implies seeing; a message seen earlier keeps its first seen time.
     await InboxMessage.get_pymongo_collection().update_one(
         {"_id": parse_message_id(message_id), **owner.key(), "seen": False}, {"$set": {"seen": True, "seen_at": now}}
     )
     return await _change(
-        owner, message_id, publisher, when={"read": False}, update={"$set": {"read": True, "read_at": now}}
+        owner,
+        message_id,
+        publisher,
+        when={"read": False},
+        update={"$set": {"read": True, "read_at": now}},
+        webhook=WebhookEventType.MESSAGE_READ,
+        queue=queue,
     )
 
 
@@ -99,13 +132,15 @@ async def mark_unread(owner: Owner, message_id: str, publisher: Publisher) -> In
     )
 
 
-async def archive(owner: Owner, message_id: str, publisher: Publisher) -> InboxMessage:
+async def archive(owner: Owner, message_id: str, publisher: Publisher, queue: TaskQueue | None = None) -> InboxMessage:
     return await _change(
         owner,
         message_id,
         publisher,
         when={"archived": False},
         update={"$set": {"archived": True, "archived_at": utcnow()}},
+        webhook=WebhookEventType.MESSAGE_ARCHIVED,
+        queue=queue,
     )
 
 
@@ -162,30 +197,43 @@ async def delete(owner: Owner, message_id: str, publisher: Publisher) -> Pydanti
     return oid
 
 
-async def _bulk(owner: Owner, query: dict[str, Any], update: dict[str, Any], publisher: Publisher) -> int:
+async def _bulk(
+    owner: Owner,
+    query: dict[str, Any],
+    update: dict[str, Any],
+    publisher: Publisher,
+    *,
+    webhook: WebhookEventType | None = None,
+    queue: TaskQueue | None = None,
+) -> int:
     """Apply `update` to every message matching `query`, a batch at a time; returns how many changed."""
     collection = InboxMessage.get_pymongo_collection()
     changed = 0
     while True:
-        found = collection.find(query, projection={"_id": 1}).limit(_BULK_BATCH)
-        ids = [row["_id"] async for row in found]
-        if not ids:
+        found = collection.find(query, projection={"_id": 1, "workflow_id": 1, "transaction_id": 1})
+        rows = [row async for row in found.limit(_BULK_BATCH)]
+        if not rows:
             return changed
+        ids = [row["_id"] for row in rows]
         # The batch's ids plus the query again: a message another device changed meanwhile is not counted twice.
         await collection.update_many({**query, "_id": {"$in": ids}}, update)
         changed += len(ids)
         await _announce(owner, [(EventType.UPDATED, PydanticObjectId(oid)) for oid in ids], publisher)
+        await _tell_endpoints(owner, webhook, rows, queue)
 
 
-async def mark_seen(owner: Owner, message_ids: Sequence[str], publisher: Publisher, maximum: int) -> int:
+async def mark_seen(
+    owner: Owner, message_ids: Sequence[str], publisher: Publisher, maximum: int, queue: TaskQueue | None = None
+) -> int:
     if len(message_ids) > maximum:
         raise ValidationError(f"at most {maximum} ids per call", field="ids")
     ids = [parse_message_id(value, field=f"ids.{i}") for i, value in enumerate(message_ids)]
     query = {**owner.key(), "_id": {"$in": ids}, "seen": False}
-    return await _bulk(owner, query, {"$set": {"seen": True, "seen_at": utcnow()}}, publisher)
+    update = {"$set": {"seen": True, "seen_at": utcnow()}}
+    return await _bulk(owner, query, update, publisher, webhook=WebhookEventType.MESSAGE_SEEN, queue=queue)
 
 
-async def mark_all_read(owner: Owner, tags: Sequence[str], publisher: Publisher) -> int:
+async def mark_all_read(owner: Owner, tags: Sequence[str], publisher: Publisher, queue: TaskQueue | None = None) -> int:
     base = message_query(
         owner.environment_id, owner.subscriber_id, InboxFilter(archived=None, snoozed=None, tags=tuple(tags))
     )
@@ -193,14 +241,20 @@ async def mark_all_read(owner: Owner, tags: Sequence[str], publisher: Publisher)
     await InboxMessage.get_pymongo_collection().update_many(
         {**base, "seen": False, "read": False}, {"$set": {"seen": True, "seen_at": now}}
     )
-    return await _bulk(owner, {**base, "read": False}, {"$set": {"read": True, "read_at": now}}, publisher)
+    update = {"$set": {"read": True, "read_at": now}}
+    unread = {**base, "read": False}
+    return await _bulk(owner, unread, update, publisher, webhook=WebhookEventType.MESSAGE_READ, queue=queue)
 
 
-async def archive_all_read(owner: Owner, tags: Sequence[str], publisher: Publisher) -> int:
+async def archive_all_read(
+    owner: Owner, tags: Sequence[str], publisher: Publisher, queue: TaskQueue | None = None
+) -> int:
     base = message_query(
         owner.environment_id, owner.subscriber_id, InboxFilter(archived=False, snoozed=None, tags=tuple(tags))
     )
-    return await _bulk(owner, {**base, "read": True}, {"$set": {"archived": True, "archived_at": utcnow()}}, publisher)
+    update = {"$set": {"archived": True, "archived_at": utcnow()}}
+    read = {**base, "read": True}
+    return await _bulk(owner, read, update, publisher, webhook=WebhookEventType.MESSAGE_ARCHIVED, queue=queue)
 
 
 async def wake_snoozed(publisher: Publisher, batch: int, now: datetime | None = None) -> int:

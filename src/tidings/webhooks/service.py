@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -237,6 +238,27 @@ async def emit(
     await WebhookDelivery.insert_many(deliveries)
     await _queue(deliveries, queue)
     return deliveries
+
+
+async def emit_many(
+    environment_id: PydanticObjectId, event_type: str, events: Sequence[dict[str, Any]], queue: TaskQueue
+) -> int:
+    """`emit` for many events of one type (a bulk change): the endpoints are looked up once."""
+    if not events:
+        return 0
+    endpoints = await WebhookEndpoint.find(
+        {"environment_id": environment_id, "event_types": event_type, "active": True}
+    ).to_list()
+    if not endpoints:
+        return 0
+    deliveries = [
+        _delivery(environment_id, endpoint, f"evt_{uuid.uuid4().hex}", event_type, _checked_data(data))
+        for data in events
+        for endpoint in endpoints
+    ]
+    await WebhookDelivery.insert_many(deliveries)
+    await _queue(deliveries, queue)
+    return len(deliveries)
 
 
 async def send_test_webhook(environment_id: PydanticObjectId, endpoint_id: str, queue: TaskQueue) -> WebhookDelivery:

@@ -42,7 +42,8 @@ class InboxMutations:
 
     @strawberry.mutation(description="Mark a message read (and seen).")
     async def inbox_mark_read(self, info: Info, id: strawberry.ID) -> InboxNotification:
-        return notification_to_graphql(await state.mark_read(require_subscriber(info), id, info.context.hub))
+        owner = require_subscriber(info)
+        return notification_to_graphql(await state.mark_read(owner, id, info.context.hub, info.context.queue))
 
     @strawberry.mutation(description="Mark a message unread.")
     async def inbox_mark_unread(self, info: Info, id: strawberry.ID) -> InboxNotification:
@@ -51,12 +52,14 @@ class InboxMutations:
     @strawberry.mutation(description="Mark messages seen (e.g. those shown when the inbox opened).")
     async def inbox_mark_seen(self, info: Info, ids: list[strawberry.ID]) -> InboxBulkResult:
         owner = require_subscriber(info)
-        updated = await state.mark_seen(owner, ids, info.context.hub, info.context.limits.page_size_max)
+        limit = info.context.limits.page_size_max
+        updated = await state.mark_seen(owner, ids, info.context.hub, limit, info.context.queue)
         return InboxBulkResult(updated=updated)
 
     @strawberry.mutation(description="Archive a message.")
     async def inbox_archive(self, info: Info, id: strawberry.ID) -> InboxNotification:
-        return notification_to_graphql(await state.archive(require_subscriber(info), id, info.context.hub))
+        owner = require_subscriber(info)
+        return notification_to_graphql(await state.archive(owner, id, info.context.hub, info.context.queue))
 
     @strawberry.mutation(description="Bring an archived message back.")
     async def inbox_unarchive(self, info: Info, id: strawberry.ID) -> InboxNotification:
@@ -90,12 +93,14 @@ class InboxMutations:
 
     @strawberry.mutation(description="Mark every unread message read (only those of workflows with these tags).")
     async def inbox_mark_all_read(self, info: Info, tags: list[str] | None = None) -> InboxBulkResult:
-        updated = await state.mark_all_read(require_subscriber(info), tags or [], info.context.hub)
+        owner = require_subscriber(info)
+        updated = await state.mark_all_read(owner, tags or [], info.context.hub, info.context.queue)
         return InboxBulkResult(updated=updated)
 
     @strawberry.mutation(description="Archive every read message (only those of workflows with these tags).")
     async def inbox_archive_all_read(self, info: Info, tags: list[str] | None = None) -> InboxBulkResult:
-        updated = await state.archive_all_read(require_subscriber(info), tags or [], info.context.hub)
+        owner = require_subscriber(info)
+        updated = await state.archive_all_read(owner, tags or [], info.context.hub, info.context.queue)
         return InboxBulkResult(updated=updated)
 
     @strawberry.mutation(
