@@ -216,7 +216,7 @@ async def test_outbound_webhooks_announce_the_send_and_the_delivery(
     with http_sink() as (sink, base):
         created = await stack.gql.data(
             "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }",
-            input={"url": f"{base}/events", "eventTypes": ["message.sent", "message.delivered"]},
+            input={"url": f"{base}/events", "eventTypes": ["message.sent", "message.delivered", "workflow.completed"]},
         )
         secret = created["createWebhookEndpoint"]["secret"]
         await stack.gql.data(
@@ -226,15 +226,18 @@ async def test_outbound_webhooks_announce_the_send_and_the_delivery(
             TRIGGER, input={"workflowId": "mail", "to": [{"subscriberId": "ada"}], "payload": {"n": 4}}
         )
         transaction = result["trigger"]["transactionId"]
-        sent = (await asyncio.to_thread(sink.wait_for, 1))[0]
-        assert json.loads(sent.body)["type"] == "message.sent"
+        first_two = {json.loads(r.body)["type"]: r for r in await asyncio.to_thread(sink.wait_for, 2)}
+        assert set(first_two) == {"message.sent", "workflow.completed"}
+        completed = json.loads(first_two["workflow.completed"].body)["data"]
+        assert (completed["transactionId"], completed["status"]) == (transaction, "completed")
+        sent = first_two["message.sent"]
         assert verify(secret, sent.headers["tidings-signature"], sent.body)
         data = json.loads(sent.body)["data"]
         assert (data["transactionId"], data["subscriberId"], data["messageId"]) == (transaction, "ada", mailgun[0][-1])
 
         answer = await stack.client.post(stack.callback_path, json=_signed(_event("delivered", mailgun[0][-1])))
         assert answer.json()["matched"] == 1
-        delivered = (await asyncio.to_thread(sink.wait_for, 2))[1]
+        delivered = (await asyncio.to_thread(sink.wait_for, 3))[2]
         body = json.loads(delivered.body)
         assert (body["type"], body["data"]["status"]) == ("message.delivered", "delivered")
         assert verify(secret, delivered.headers["tidings-signature"], delivered.body)

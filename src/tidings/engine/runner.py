@@ -37,6 +37,8 @@ from tidings.notifications.service import insert_new, wake
 from tidings.preferences.documents import SubscriberPreference
 from tidings.preferences.merge import merge_channel
 from tidings.subscribers.documents import Subscriber
+from tidings.webhooks.events import WebhookEventType
+from tidings.webhooks.service import emit
 from tidings.workflows.steps import DelayStep, DigestStep, InAppStep, ThrottleStep
 
 logger = logging.getLogger(__name__)
@@ -215,17 +217,17 @@ async def _record(job: Job, outcome: Outcome, started: float) -> bool:
 
 async def _follow_up(job: Job, trigger: Trigger | None, outcome: Outcome, deps: EngineDeps) -> None:
     if outcome.status in _ENDS_NOTIFICATION:
-        await _finish_notification(job, _ENDS_NOTIFICATION[outcome.status])
+        await _finish_notification(job, _ENDS_NOTIFICATION[outcome.status], deps)
         return
     if outcome.status not in _CONTINUES or trigger is None:
         return  # parked: the scheduler wakes it at `due_at`
     following = job.step_index + 1
     if outcome.stops_workflow or following >= len(trigger.workflow.steps):
-        await _finish_notification(job, NotificationStatus.COMPLETED)
+        await _finish_notification(job, NotificationStatus.COMPLETED, deps)
         return
     if await Trigger.find({"_id": job.trigger_id, "status": TriggerStatus.CANCELED}).count():
         # Canceled while this step ran: the cancel could not see a next job that did not exist yet.
-        await _finish_notification(job, NotificationStatus.CANCELED)
+        await _finish_notification(job, NotificationStatus.CANCELED, deps)
         return
     step = trigger.workflow.steps[following]
     now = utcnow()
@@ -246,8 +248,25 @@ async def _follow_up(job: Job, trigger: Trigger | None, outcome: Outcome, deps: 
     await wake(deps.queue, await insert_new([next_job]))
 
 
-async def _finish_notification(job: Job, status: NotificationStatus) -> None:
-    await Notification.get_pymongo_collection().update_one(
+_WORKFLOW_EVENTS = {
+    NotificationStatus.COMPLETED: WebhookEventType.WORKFLOW_COMPLETED,
+    NotificationStatus.FAILED: WebhookEventType.WORKFLOW_FAILED,
+}
+
+
+async def _finish_notification(job: Job, status: NotificationStatus, deps: EngineDeps) -> None:
+    finished = await Notification.get_pymongo_collection().update_one(
         {"_id": job.notification_id, "status": NotificationStatus.PENDING},
         {"$set": {"status": status, "updated_at": utcnow()}},
     )
+    event = _WORKFLOW_EVENTS.get(status)
+    if finished.modified_count and event is not None:  # once per notification, by whichever run finished it
+        data = {
+            "notificationId": str(job.notification_id),
+            "transactionId": job.transaction_id,
+            "workflowId": job.workflow_id,
+            "subscriberId": job.subscriber_id,
+            "status": status.value,
+            "lastStepId": job.step_id,
+        }
+        await emit(job.environment_id, event.value, data, deps.queue)
