@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -623,4 +624,27 @@ async def test_a_snooze_that_ran_out_brings_the_message_back_live(
     assert (await socket.until("CountsChanged"))["counts"]["total"] == 1
     node = (await inbox.data(FEED))["inboxNotifications"]["edges"][0]["node"]
     assert (node["id"], node["isSnoozed"], node["snoozedUntil"]) == (message, False, None)
+    await socket.close()
+
+
+async def test_a_websocket_may_run_only_so_many_subscriptions(
+    api: tuple[Any, str], anonymous: GraphQL, alpha: IssuedEnvironment, client: httpx.AsyncClient
+) -> None:
+    inbox = await _inbox(client, anonymous, alpha, _subscriber())
+    socket = await Socket.open(api[1], {"token": inbox.token})
+    await socket.acked()
+    subscribe = "subscription { inboxEvents { __typename } }"
+    for number in range(6):  # TIDINGS_INBOX_MAX_SUBSCRIPTIONS_PER_CONNECTION defaults to 5
+        await socket.connection.send(
+            json.dumps({"id": str(number), "type": "subscribe", "payload": {"query": subscribe}})
+        )
+    refused = None
+    for _ in range(20):
+        message = json.loads(await asyncio.wait_for(socket.connection.recv(), 10))
+        if message["type"] == "error":
+            refused = message
+            break
+    assert refused is not None
+    assert refused["id"] == "5"
+    assert "limit" in refused["payload"][0]["message"].lower()
     await socket.close()

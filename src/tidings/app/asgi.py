@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> Starlette:
         graphql_ide="graphiql" if settings.graphql_ide else None,
         allow_queries_via_get=False,
         subscription_protocols=PROTOCOLS,
+        max_subscriptions_per_connection=settings.inbox_max_subscriptions_per_connection,
         # Strawberry refuses websocket handshakes from other origins unless listed (the widget on your site).
         allowed_origins=settings.cors_origins,
     )

@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     inbox_client_max_lag: int = Field(500, ge=1, le=100_000)
     inbox_replay_page: int = Field(200, ge=1, le=10_000)
     inbox_presence_ttl_seconds: float = Field(60.0, ge=2, le=3600)
+    # Operations one websocket may run at once (an inbox needs one); more are refused with an error message.
+    inbox_max_subscriptions_per_connection: int = Field(5, ge=1, le=1000)
     # The API's public base URL (https://notify.example.com), when a proxy stands in front: providers sign status
     # callbacks over the URL they called (docs/providers.md).
     public_url: str | None = None
