@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -10,9 +9,8 @@ from typing import Any
 import jinja2
 
 from tidings.core.channels import Channel
-from tidings.core.queue import QueueUnavailableError
 from tidings.engine.context import StepContext
-from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, Recipient
+from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, recipient_of
 from tidings.engine.outcome import Outcome, completed, failed
 from tidings.inbox.documents import Action
 from tidings.inbox.service import NewMessage, deliver_in_app
@@ -113,20 +111,6 @@ async def _content(ctx: StepContext, step: Any, render: _Renderer) -> dict[str, 
     raise AssertionError(step)
 
 
-def _recipient(ctx: StepContext) -> Recipient:
-    subscriber = ctx.subscriber
-    return Recipient(
-        subscriber_id=subscriber.subscriber_id,
-        email=subscriber.email,
-        phone=subscriber.phone,
-        first_name=subscriber.first_name,
-        last_name=subscriber.last_name,
-        locale=subscriber.locale,
-        push=tuple(subscriber.push),
-        chat=tuple(subscriber.chat),
-    )
-
-
 def _disabled_address(subscriber: Subscriber, channel: Channel) -> str | None:
     """A provider reported this address dead (status callbacks): don't send to it again until it changes."""
     email, bounced = subscriber.email, subscriber.bounced_email
@@ -181,7 +165,7 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
         return failed(f"template error: {exc}")
     message = OutboundMessage(
         channel=channel,
-        recipient=_recipient(ctx),
+        recipient=recipient_of(ctx.subscriber),
         content=content,
         idempotency_key=str(ctx.job.id),
         metadata={
@@ -231,8 +215,8 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
 
 
 async def _announce(ctx: StepContext, event: WebhookEventType, integration: Integration, **data: Any) -> None:
-    """Tell the environment's webhook endpoints (outbound webhooks); a queue outage leaves the deliveries to the
-    scheduler's sweep, so it never fails the step."""
+    """Tell the environment's webhook endpoints (outbound webhooks); `emit` leaves deliveries it could not queue to
+    the scheduler's sweep, so a queue outage never fails the step."""
     job = ctx.job
     payload = {
         "transactionId": job.transaction_id,
@@ -244,8 +228,7 @@ async def _announce(ctx: StepContext, event: WebhookEventType, integration: Inte
         "provider": integration.provider_id,
         **data,
     }
-    with contextlib.suppress(QueueUnavailableError):
-        await emit(job.environment_id, event.value, payload, ctx.deps.queue)
+    await emit(job.environment_id, event.value, payload, ctx.deps.queue)
 
 
 async def _record_send(job: Job, message_id: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from tidings.core.channels import Channel
 from tidings.integrations.documents import Integration
-from tidings.subscribers.documents import ChatEndpoint, PushEndpoint
+from tidings.subscribers.documents import ChatEndpoint, PushEndpoint, Subscriber
 
 
 class FailureKind(StrEnum):
@@ -49,6 +49,19 @@ class Recipient:
     locale: str | None = None
     push: tuple[PushEndpoint, ...] = ()
     chat: tuple[ChatEndpoint, ...] = ()
+
+
+def recipient_of(subscriber: Subscriber) -> Recipient:
+    return Recipient(
+        subscriber_id=subscriber.subscriber_id,
+        email=subscriber.email,
+        phone=subscriber.phone,
+        first_name=subscriber.first_name,
+        last_name=subscriber.last_name,
+        locale=subscriber.locale,
+        push=tuple(subscriber.push),
+        chat=tuple(subscriber.chat),
+    )
 
 
 @dataclass(frozen=True, slots=True)

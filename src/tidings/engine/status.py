@@ -3,12 +3,11 @@ address (hard bounce, unknown number) is disabled on the subscriber until it cha
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tidings.core.channels import Channel
-from tidings.core.queue import QueueUnavailableError, TaskQueue
+from tidings.core.queue import TaskQueue
 from tidings.engine.delivery import DeliveryStatus, StatusUpdate
 from tidings.integrations.documents import Integration
 from tidings.notifications.documents import Job
@@ -78,8 +77,7 @@ async def apply_status_updates(
                 "status": update.status.value,
                 "reason": update.reason,
             }
-            with contextlib.suppress(QueueUnavailableError):  # the sweep queues recorded deliveries later
-                await emit(integration.environment_id, event_type.value, data, queue)
+            await emit(integration.environment_id, event_type.value, data, queue)
         if update.hard and await _disable_endpoint(Job.model_validate(raw), update, integration.channel):
             disabled += 1
     return AppliedStatus(matched=matched, unknown=unknown, disabled_endpoints=disabled)

@@ -14,7 +14,7 @@ from beanie import PydanticObjectId
 
 from tidings.core.channels import Channel
 from tidings.core.errors import ValidationError
-from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, Recipient, Sender
+from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, Recipient, Sender, recipient_of
 from tidings.integrations.service import get_integration
 from tidings.subscribers.service import get_subscriber
 
@@ -60,16 +60,7 @@ async def send_trial_message(
     recipient = Recipient(subscriber_id=target.subscriber_id or "tidings-test")
     if target.subscriber_id is not None:
         subscriber = await get_subscriber(environment_id, target.subscriber_id)
-        recipient = Recipient(
-            subscriber_id=subscriber.subscriber_id,
-            email=subscriber.email,
-            phone=subscriber.phone,
-            first_name=subscriber.first_name,
-            last_name=subscriber.last_name,
-            locale=subscriber.locale,
-            push=tuple(subscriber.push),
-            chat=tuple(subscriber.chat),
-        )
+        recipient = recipient_of(subscriber)
     recipient = replace(recipient, email=target.email or recipient.email, phone=target.phone or recipient.phone)
     message = OutboundMessage(
         channel=integration.channel,

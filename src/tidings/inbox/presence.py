@@ -21,10 +21,10 @@ def presence_key(environment_id: PydanticObjectId, subscriber_id: str) -> str:
     return f"tidings:presence:{environment_id}:{subscriber_id}"
 
 
-async def _stamp(environment_id: PydanticObjectId, subscriber_id: str, online: bool) -> None:
+async def _stamp(environment_id: PydanticObjectId, subscriber_id: str) -> None:
     await Subscriber.get_pymongo_collection().update_one(
         {"environment_id": environment_id, "subscriber_id": subscriber_id},
-        {"$set": {"is_online": online, "last_online_at": utcnow()}},
+        {"$set": {"last_online_at": utcnow()}},
     )
 
 
@@ -36,7 +36,7 @@ async def connected(
         pipe.zadd(key, {connection_id: time.time() + ttl})
         pipe.expire(key, int(ttl * 2) + 1)
         await pipe.execute()
-    await _stamp(environment_id, subscriber_id, True)
+    await _stamp(environment_id, subscriber_id)
 
 
 async def refresh(redis: Redis, connections: Iterable[tuple[str, PydanticObjectId, str]], ttl: float) -> None:
@@ -55,9 +55,8 @@ async def disconnected(redis: Redis, environment_id: PydanticObjectId, subscribe
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zrem(key, connection_id)
         pipe.zremrangebyscore(key, "-inf", now)
-        pipe.zcard(key)
-        *_, remaining = await pipe.execute()
-    await _stamp(environment_id, subscriber_id, remaining > 0)
+        await pipe.execute()
+    await _stamp(environment_id, subscriber_id)
 
 
 async def is_online(redis: Redis, environment_id: PydanticObjectId, subscriber_id: str) -> bool:
