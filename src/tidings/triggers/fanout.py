@@ -7,10 +7,12 @@ that died half-way is simply run again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from beanie import PydanticObjectId
 from pymongo.errors import BulkWriteError
+from structlog.contextvars import bound_contextvars
 
 from tidings.core.clock import utcnow
 from tidings.core.queue import TaskQueue
@@ -26,6 +28,8 @@ from tidings.notifications.service import insert_new, wake
 from tidings.subscribers.service import existing_subscriber_ids
 from tidings.topics.documents import TopicSubscription
 
+logger = logging.getLogger(__name__)
+
 # Small enough that each bulk write stays well inside the MongoDB operation timeout on a busy server.
 PAGE_SIZE = 200
 _DUPLICATE_KEY = 11000
@@ -35,6 +39,14 @@ async def process_trigger(trigger_id: str, queue: TaskQueue) -> None:
     trigger = await Trigger.get(PydanticObjectId(trigger_id))
     if trigger is None or trigger.status != TriggerStatus.ACCEPTED:
         return  # processed or canceled already: a redelivery does nothing
+    # Every line logged during the fan-out names the trigger (docs/operations.md, "Logs").
+    with bound_contextvars(
+        triggerId=trigger_id, transactionId=trigger.transaction_id, environmentId=str(trigger.environment_id)
+    ):
+        await _fan_out(trigger, queue)
+
+
+async def _fan_out(trigger: Trigger, queue: TaskQueue) -> None:
     direct = [recipient.subscriber_id for recipient in trigger.to if recipient.subscriber_id is not None]
     for start in range(0, len(direct), PAGE_SIZE):
         page = direct[start : start + PAGE_SIZE]
@@ -47,6 +59,7 @@ async def process_trigger(trigger_id: str, queue: TaskQueue) -> None:
         {"_id": trigger.id, "status": TriggerStatus.ACCEPTED},
         {"$set": {"status": TriggerStatus.PROCESSED, "notification_count": count, "updated_at": utcnow()}},
     )
+    logger.info("trigger fanned out", extra={"notifications": count})
 
 
 async def _fan_out_topic(trigger: Trigger, topic_key: str, queue: TaskQueue) -> None:
