@@ -8,6 +8,7 @@ import logging
 
 from tidings.app.engine import sweep_policy
 from tidings.app.heartbeat import beat_forever, heartbeat_path
+from tidings.app.metrics_server import metrics_server
 from tidings.app.resources import open_resources
 from tidings.app.settings import Settings
 from tidings.app.signals import stop_event_on_signals
@@ -21,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 async def run_scheduler_role(settings: Settings) -> None:
     stop = stop_event_on_signals()
-    async with open_resources(settings) as resources:
+    metrics = metrics_server(settings.host, settings.scheduler_metrics_port, "scheduler")
+    async with open_resources(settings) as resources, metrics:
         heartbeat = asyncio.create_task(
             beat_forever(heartbeat_path(settings.heartbeat_dir, "scheduler"), settings.heartbeat_interval_seconds)
         )

@@ -13,6 +13,7 @@ from taskiq.receiver import Receiver
 import tidings.tasks.registry  # noqa: F401  (registers every task)
 from tidings.app.engine import engine_deps
 from tidings.app.heartbeat import beat_forever, heartbeat_path
+from tidings.app.metrics_server import metrics_server
 from tidings.app.resources import open_resources
 from tidings.app.settings import Settings
 from tidings.app.signals import stop_event_on_signals
@@ -30,7 +31,8 @@ async def run_worker(settings: Settings) -> None:
     """
     stop = stop_event_on_signals()
     grace = settings.worker_shutdown_grace_seconds
-    async with open_resources(settings, worker=True) as resources:
+    metrics = metrics_server(settings.host, settings.worker_metrics_port, "worker")
+    async with open_resources(settings, worker=True) as resources, metrics:
         deps, sender = engine_deps(settings, resources)
         resources.broker.state.engine = deps  # what tasks reach through Taskiq's Context
         webhook_client = new_http_client()

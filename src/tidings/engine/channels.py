@@ -9,8 +9,10 @@ from typing import Any
 import jinja2
 
 from tidings.core.channels import Channel
+from tidings.core.clock import utcnow
 from tidings.engine.context import StepContext
 from tidings.engine.delivery import DeliveryError, FailureKind, OutboundMessage, recipient_of
+from tidings.engine.metrics import record_delivery, record_provider_error, record_send
 from tidings.engine.outcome import Outcome, completed, failed
 from tidings.inbox.documents import Action
 from tidings.inbox.service import NewMessage, deliver_in_app
@@ -80,6 +82,8 @@ async def run_in_app(ctx: StepContext, step: InAppStep) -> Outcome:
     except (TemplateError, RenderError) as exc:
         return failed(f"template error: {exc}")
     message, created = await deliver_in_app(new, ctx.deps.publisher)
+    if created:  # a redelivered job finds its message stored already: that delivery was counted then
+        record_delivery(Channel.IN_APP, ctx.trigger.created_at, utcnow())
     return completed({"messageId": str(message.id)}, created=created, missing_variables=sorted(render.missing))
 
 
@@ -188,6 +192,7 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
         try:
             result = await ctx.deps.sender.send(integration, message)
         except DeliveryError as exc:
+            record_provider_error(integration.provider_id, exc.kind)
             await breaker.record(str(integration.id), healthy=exc.kind is not FailureKind.TRANSIENT)
             await _drop_bad_tokens(ctx, integration, exc.detail)
             attempts.append({**base, "outcome": "failed", "kind": exc.kind.value, "error": exc.message})
@@ -197,6 +202,8 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
             await _announce(ctx, WebhookEventType.MESSAGE_FAILED, integration, kind=exc.kind.value, error=exc.message)
             return _after_failure(ctx, exc, {**base, "attempts": attempts})
         await breaker.record(str(integration.id), healthy=True)
+        record_send(integration.provider_id)
+        record_delivery(channel, ctx.trigger.created_at, utcnow())
         detail = dict(result.detail)
         await _drop_bad_tokens(ctx, integration, detail)
         await _record_send(ctx.job, result.provider_message_id or "sent")

@@ -12,12 +12,15 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
 LEADER_KEY = "tidings:scheduler:leader"
+# Followers keep the last values the leader's work set (they were leaders once): dashboards select the leader's.
+LEADER = Gauge("tidings_scheduler_leader", "1 while this scheduler process holds the leader lock, else 0")
 
 # Renew or take the lock only if we hold it or nobody does; compare-and-set in one round trip.
 _ACQUIRE_OR_RENEW = """
@@ -70,11 +73,13 @@ async def run_scheduler(lock: LeaderLock, tick: Tick, tick_seconds: float, stop:
             if now_leading != leading:
                 logger.info("scheduler %s leadership", "took" if now_leading else "lost")
                 leading = now_leading
+                LEADER.set(int(leading))
             if leading:
                 await tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
     finally:
+        LEADER.set(0)
         if leading:
             try:
                 await lock.release()
