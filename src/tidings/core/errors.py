@@ -9,7 +9,8 @@ extension and, where one applies, the offending ``field`` path. Anything else is
     ├── ValidationError        VALIDATION
     ├── UnauthenticatedError   UNAUTHENTICATED
     ├── ForbiddenError         FORBIDDEN
-    └── UnavailableError       UNAVAILABLE   (a dependency such as MongoDB or Redis is down)
+    ├── UnavailableError       UNAVAILABLE   (a dependency such as MongoDB or Redis is down)
+    └── RateLimitedError       RATE_LIMITED  (an environment's rate limit; `retry_after` whole seconds)
 """
 
 from __future__ import annotations
@@ -46,3 +47,11 @@ class ForbiddenError(TidingsError):
 
 class UnavailableError(TidingsError):
     code = "UNAVAILABLE"
+
+
+class RateLimitedError(TidingsError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after

@@ -15,6 +15,7 @@ from tidings.core.queue import TaskQueue
 from tidings.core.tokens import Signer
 from tidings.engine.delivery import Sender
 from tidings.environments.documents import Environment
+from tidings.environments.ratelimits import RateLimiter
 from tidings.inbox.hub import InboxHub
 from tidings.inbox.state import Owner
 
@@ -46,6 +47,8 @@ class Context:
     owner: Owner | None = None
     # Filled once per request by `permissions.require_environment`, so a query with many fields authenticates once.
     environment: Environment | None = field(default=None)
+    # Per-environment token buckets, taken by the `RateLimits` extension before a mutation runs; None = unlimited.
+    limiter: RateLimiter | None = None
 
 
 type Info = StrawberryInfo[Context, None]
