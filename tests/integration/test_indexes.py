@@ -178,6 +178,41 @@ CASES: list[Case] = [
         None,
         "status_1_next_attempt_at_1",
     ),
+    # The retention sweep (engine.retention): the oldest expiries of each collection, and execution details due.
+    *(
+        (collection, {"expires_at": {"$lte": NOW}}, {"expires_at": 1}, None, "expires_at_1")
+        for collection in ("inbox_messages", "inbox_events", "notifications", "triggers", "webhook_deliveries", "jobs")
+    ),
+    ("jobs", {"details_expire_at": {"$lte": NOW}}, {"details_expire_at": 1}, None, "details_expire_at_1"),
+    # eraseSubscriber: the subscriber's notifications page by page, their jobs, whether a trigger had other
+    # recipients, and the rest of what is theirs.
+    (
+        "notifications",
+        {"environment_id": ENV, "subscriber_id": "ada"},
+        {"_id": 1},
+        None,
+        "environment_id_1_subscriber_id_1__id_1",
+    ),
+    ("jobs", {"notification_id": {"$in": [AFTER]}}, None, None, "notification_id_1_step_index_1"),
+    ("notifications", {"trigger_id": AFTER}, None, None, "trigger_id_1_subscriber_id_1"),
+    *(
+        (collection, {"environment_id": ENV, "subscriber_id": "ada"}, None, None, "environment_id_1_subscriber_id_1")
+        for collection in ("digests", "throttle_windows")
+    ),
+    (
+        "inbox_events",
+        {"environment_id": ENV, "subscriber_id": "ada"},
+        None,
+        None,
+        INBOX_EVENTS,
+    ),
+    (
+        "subscriber_preferences",
+        {"environment_id": ENV, "subscriber_id": "ada"},
+        None,
+        None,
+        "environment_id_1_subscriber_id_1_workflow_id_1",
+    ),
     # Search pages through two ranges, each with a hint to its index (see subscribers.service.list_subscribers).
     *(
         (

@@ -34,7 +34,11 @@ def circuit_policy(settings: Settings) -> CircuitPolicy:
 
 
 def sweep_policy(settings: Settings) -> SweepPolicy:
-    return SweepPolicy(batch=settings.scheduler_batch, requeue_after_seconds=settings.scheduler_requeue_after_seconds)
+    return SweepPolicy(
+        batch=settings.scheduler_batch,
+        requeue_after_seconds=settings.scheduler_requeue_after_seconds,
+        retention_every_seconds=settings.retention_sweep_every_seconds,
+    )
 
 
 def engine_deps(settings: Settings, resources: Resources) -> tuple[EngineDeps, ProviderSender]:

@@ -19,6 +19,8 @@ from redis.exceptions import RedisError
 from tidings.app.settings import Settings
 from tidings.diagnostics.documents import Probe
 from tidings.environments.documents import Environment
+from tidings.environments.retention import Retention
+from tidings.environments.retention import configure as configure_retention
 from tidings.inbox.documents import InboxEvent, InboxMessage
 from tidings.integrations.documents import Integration
 from tidings.notifications.documents import (
@@ -102,6 +104,14 @@ async def open_database(settings: Settings, *, wait: bool = False) -> AsyncItera
     """MongoDB with Beanie initialised (indexes created) on the configured database; with `wait`, for as long as
     `startup_timeout_seconds` while MongoDB is unreachable."""
     mongo = open_mongo(settings)
+    configure_retention(
+        Retention(
+            messages_days=settings.retention_messages_days,
+            jobs_days=settings.retention_jobs_days,
+            execution_details_days=settings.retention_execution_details_days,
+        ),
+        cache_seconds=settings.retention_cache_seconds,
+    )
     try:
 
         async def initialise() -> None:

@@ -28,6 +28,15 @@ class ApiKey(BaseModel):
         return self.expires_at is None or self.expires_at > now
 
 
+class RetentionOverrides(BaseModel):
+    """Days an environment keeps records (environments.retention); None keeps the server's default
+    (TIDINGS_RETENTION_*), even when that changes."""
+
+    messages_days: int | None = None
+    jobs_days: int | None = None
+    execution_details_days: int | None = None
+
+
 class Environment(Document):
     name: str
     application_identifier: str
@@ -37,6 +46,7 @@ class Environment(Document):
     keys_version: int = 0
     # When on, `inboxSession` needs `subscriberHash` = HMAC-SHA256(secret API key, subscriberId) (docs/inbox.md).
     inbox_hmac_required: bool = False
+    retention: RetentionOverrides | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

@@ -51,6 +51,7 @@ class InboxMessage(Document):
     seen_at: datetime | None = None
     archived_at: datetime | None = None
     snoozed_until: datetime | None = None
+    expires_at: datetime | None = None  # the environment's messages retention (environments.retention)
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
@@ -64,6 +65,7 @@ class InboxMessage(Document):
             IndexModel([*_VISIBLE, ("read", ASCENDING)]),
             IndexModel([*_VISIBLE, ("seen", ASCENDING)]),
             IndexModel([("snoozed", ASCENDING), ("snoozed_until", ASCENDING)]),
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
         ]
 
 
@@ -86,6 +88,8 @@ class InboxEvent(Document):
     seq: int
     type: EventType
     message_id: PydanticObjectId
+    # The messages retention; a subscriber's newest event has none, so its `seq` never restarts (inbox.log).
+    expires_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
@@ -99,4 +103,5 @@ class InboxEvent(Document):
                 name="one_received_event_per_message",
                 partialFilterExpression={"type": EventType.RECEIVED.value},
             ),
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
         ]

@@ -12,6 +12,7 @@ from pymongo.errors import BulkWriteError
 
 from tidings.core.clock import utcnow
 from tidings.core.errors import UnavailableError
+from tidings.environments.retention import retention_for
 from tidings.inbox.documents import EventType, InboxEvent
 
 # Each retry follows another writer that took the same sequence numbers; a subscriber's events are rarely
@@ -41,16 +42,21 @@ async def append_events(
     collection = InboxEvent.get_pymongo_collection()
     remaining = list(entries)
     written: int | None = None
+    retention = await retention_for(environment_id)
     for attempt in range(_APPEND_ATTEMPTS):
         if not remaining:
             return written
         start = await last_seq(environment_id, subscriber_id) + 1
         now = utcnow()
+        expires_at = retention.messages_until(now)
         docs = [
             {**_key(environment_id, subscriber_id), "seq": start + i, "type": kind.value, "message_id": mid,
-             "created_at": now}
+             "created_at": now, "expires_at": expires_at}
             for i, (kind, mid) in enumerate(remaining)
         ]  # fmt: skip
+        # The newest event never expires: were they all deleted, `seq` would start again at 1 and a client that
+        # resumes after an older, higher seq would miss the new events. It expires once a newer one exists.
+        docs[-1]["expires_at"] = None
         try:
             await collection.insert_many(docs, ordered=True)
         except BulkWriteError as exc:
@@ -64,6 +70,10 @@ async def append_events(
             remaining = remaining[failed_at:]
             await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))  # noqa: S311 - jitter, not a secret
             continue
+        if start > 1:
+            await collection.update_one(
+                {**_key(environment_id, subscriber_id), "seq": start - 1}, {"$set": {"expires_at": expires_at}}
+            )
         return start + len(docs) - 1
     raise UnavailableError("too many concurrent writers to this subscriber's inbox; try again")
 

@@ -61,3 +61,8 @@ async def disconnected(redis: Redis, environment_id: PydanticObjectId, subscribe
 
 async def is_online(redis: Redis, environment_id: PydanticObjectId, subscriber_id: str) -> bool:
     return int(await redis.zcount(presence_key(environment_id, subscriber_id), time.time(), "+inf")) > 0
+
+
+async def forget(redis: Redis, environment_id: PydanticObjectId, subscriber_id: str) -> None:
+    """Drop the subscriber's presence (erasure): its open connections stop counting at once."""
+    await redis.delete(presence_key(environment_id, subscriber_id))

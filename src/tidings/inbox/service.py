@@ -8,7 +8,9 @@ from typing import Any
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
-from tidings.inbox.documents import Action, EventType, InboxMessage
+from tidings.core.clock import utcnow
+from tidings.environments.retention import retention_for
+from tidings.inbox.documents import Action, EventType, InboxEvent, InboxMessage
 from tidings.inbox.events import Publisher, ring
 from tidings.inbox.log import append_events, received_logged
 
@@ -51,6 +53,7 @@ async def deliver_in_app(new: NewMessage, publisher: Publisher) -> tuple[InboxMe
         secondary_action=new.secondary_action,
         data=new.data or {},
         tags=new.tags,
+        expires_at=(await retention_for(new.environment_id)).messages_until(utcnow()),
     )
     created = True
     try:
@@ -66,3 +69,11 @@ async def deliver_in_app(new: NewMessage, publisher: Publisher) -> tuple[InboxMe
     if seq is not None:
         await ring(publisher, new.environment_id, new.subscriber_id, seq)
     return message, created
+
+
+async def delete_subscriber_inbox(environment_id: PydanticObjectId, subscriber_id: str) -> tuple[int, int]:
+    """Every in-app message and event of the subscriber (erasure); how many of each."""
+    scope = {"environment_id": environment_id, "subscriber_id": subscriber_id}
+    messages = await InboxMessage.get_pymongo_collection().delete_many(scope)
+    events = await InboxEvent.get_pymongo_collection().delete_many(scope)
+    return messages.deleted_count, events.deleted_count

@@ -54,6 +54,8 @@ class Trigger(Document):
     # Fan-out progress: the last topic membership `_id` handled per topic, so a resumed fan-out skips what is done.
     topic_cursors: dict[str, PydanticObjectId] = Field(default_factory=dict)
     notification_count: int = 0
+    # Kept for the environment's jobs retention after it was accepted, pushed later by every job that parks.
+    expires_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -62,6 +64,8 @@ class Trigger(Document):
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("environment_id", ASCENDING), ("transaction_id", ASCENDING)], unique=True),
             IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),
+            # Retention (environments.retention): MongoDB deletes the record once `expires_at` passed.
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
         ]
 
 
@@ -81,6 +85,7 @@ class Notification(Document):
     workflow_id: str
     subscriber_id: str
     status: NotificationStatus = NotificationStatus.PENDING
+    expires_at: datetime | None = None  # set when it finishes: a notification under way is never deleted
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -96,6 +101,8 @@ class Notification(Document):
             IndexModel([("environment_id", ASCENDING), ("workflow_id", ASCENDING), ("_id", ASCENDING)]),
             IndexModel([("environment_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)]),
             IndexModel([("trigger_id", ASCENDING), ("subscriber_id", ASCENDING)]),
+            # Retention (environments.retention): MongoDB deletes the record once `expires_at` passed.
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
         ]
 
 
@@ -140,6 +147,10 @@ class Job(Document):
     output: dict[str, Any] = Field(default_factory=dict)
     reason: str | None = None
     executions: list[ExecutionDetail] = Field(default_factory=list)
+    # Set when the job finishes (never while it is open): the job is deleted at `expires_at`, its `executions`
+    # emptied at `details_expire_at` by the scheduler's retention sweep.
+    expires_at: datetime | None = None
+    details_expire_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -154,6 +165,9 @@ class Job(Document):
             IndexModel([("environment_id", ASCENDING), ("transaction_id", ASCENDING), ("status", ASCENDING)]),
             # Status callbacks find the job by the provider's message id.
             IndexModel([("environment_id", ASCENDING), ("sent_message_id", ASCENDING)], sparse=True),
+            # Retention (environments.retention): MongoDB deletes the record once `expires_at` passed.
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+            IndexModel([("details_expire_at", ASCENDING)], sparse=True),
         ]
 
 
@@ -213,6 +227,8 @@ class Digest(Document):
                 name="one_open_digest",
             ),
             IndexModel([*_STEP_KEY, ("created_at", ASCENDING)]),
+            # Erasing a subscriber (subscribers.erasure).
+            IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING)]),
         ]
 
 
@@ -233,4 +249,5 @@ class ThrottleWindow(Document):
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([*_STEP_KEY, ("window_start", ASCENDING)], unique=True),
             IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+            IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING)]),
         ]

@@ -243,3 +243,17 @@ async def delete_subscriber(environment_id: PydanticObjectId, subscriber_id: str
     scope = _key(environment_id, subscriber_id)
     await TopicSubscription.get_pymongo_collection().delete_many(scope)
     await SubscriberPreference.get_pymongo_collection().delete_many(scope)
+
+
+async def erase_subscriber_record(environment_id: PydanticObjectId, subscriber_id: str) -> dict[str, int]:
+    """The subscriber, its topic memberships and its preferences, deleted without complaint when already gone (an
+    erasure that is run again finishes what an interrupted one left); how many of each."""
+    scope = _key(environment_id, subscriber_id)
+    subscribers = await Subscriber.get_pymongo_collection().delete_one(scope)
+    topics = await TopicSubscription.get_pymongo_collection().delete_many(scope)
+    preferences = await SubscriberPreference.get_pymongo_collection().delete_many(scope)
+    return {
+        "subscribers": subscribers.deleted_count,
+        "topic_subscriptions": topics.deleted_count,
+        "preferences": preferences.deleted_count,
+    }

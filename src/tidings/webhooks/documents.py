@@ -64,6 +64,7 @@ class WebhookDelivery(Document):
     next_attempt_at: datetime | None = None
     # An attempt is running until then; a claim needs it in the past.
     lease_until: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None  # the environment's jobs retention (environments.retention)
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
@@ -76,4 +77,5 @@ class WebhookDelivery(Document):
             ),
             # The scheduler's sweep of due deliveries, across environments.
             IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
         ]

@@ -22,6 +22,7 @@ from tidings.core.net import refusal
 from tidings.core.pagination import Page, PageRequest, paginate
 from tidings.core.queue import QueueUnavailableError, TaskQueue
 from tidings.core.validation import camel
+from tidings.environments.retention import Retention, retention_for
 from tidings.webhooks.commands import CreateWebhookEndpoint, UpdateWebhookEndpoint
 from tidings.webhooks.documents import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from tidings.webhooks.events import TEST_EVENT_TYPE
@@ -206,7 +207,13 @@ async def _queue(deliveries: list[WebhookDelivery], queue: TaskQueue) -> None:
 
 
 def _delivery(
-    environment_id: PydanticObjectId, endpoint: WebhookEndpoint, event_id: str, event_type: str, data: dict[str, Any]
+    environment_id: PydanticObjectId,
+    endpoint: WebhookEndpoint,
+    event_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    retention: Retention,
 ) -> WebhookDelivery:
     assert endpoint.id is not None
     now = utcnow()
@@ -219,6 +226,8 @@ def _delivery(
         payload=data,
         next_attempt_at=now + timedelta(seconds=REQUEUE_AFTER_SECONDS),
         lease_until=now,
+        # Retries end within a day (delivery.RETRY_MAX_SECONDS), and jobs are kept at least a day.
+        expires_at=retention.jobs_until(now),
         created_at=now,
     )
 
@@ -234,7 +243,10 @@ async def emit(
     if not endpoints:
         return []
     event_id = f"evt_{uuid.uuid4().hex}"
-    deliveries = [_delivery(environment_id, endpoint, event_id, event_type, data) for endpoint in endpoints]
+    retention = await retention_for(environment_id)
+    deliveries = [
+        _delivery(environment_id, endpoint, event_id, event_type, data, retention=retention) for endpoint in endpoints
+    ]
     await WebhookDelivery.insert_many(deliveries)
     await _queue(deliveries, queue)
     return deliveries
@@ -251,8 +263,11 @@ async def emit_many(
     ).to_list()
     if not endpoints:
         return 0
+    retention = await retention_for(environment_id)
     deliveries = [
-        _delivery(environment_id, endpoint, f"evt_{uuid.uuid4().hex}", event_type, _checked_data(data))
+        _delivery(
+            environment_id, endpoint, f"evt_{uuid.uuid4().hex}", event_type, _checked_data(data), retention=retention
+        )
         for data in events
         for endpoint in endpoints
     ]
@@ -265,7 +280,10 @@ async def send_test_webhook(environment_id: PydanticObjectId, endpoint_id: str, 
     """A `webhook.test` event to this endpoint only, whatever it subscribed to and even while inactive."""
     endpoint = await get_webhook_endpoint(environment_id, endpoint_id, field="endpointId")
     data = {"message": "A test event from Tidings.", "endpointId": str(endpoint.id)}
-    delivery = _delivery(environment_id, endpoint, f"evt_{uuid.uuid4().hex}", TEST_EVENT_TYPE, data)
+    retention = await retention_for(environment_id)
+    delivery = _delivery(
+        environment_id, endpoint, f"evt_{uuid.uuid4().hex}", TEST_EVENT_TYPE, data, retention=retention
+    )
     await delivery.insert()
     await _queue([delivery], queue)
     return delivery

@@ -6,7 +6,8 @@ import strawberry
 
 from tidings.core.clock import utcnow
 from tidings.environments import documents
-from tidings.graphql.environments.types import ApiKeyInfo, Environment
+from tidings.environments.retention import effective
+from tidings.graphql.environments.types import ApiKeyInfo, Environment, Retention
 
 
 def environment_to_graphql(environment: documents.Environment) -> Environment:
@@ -21,5 +22,15 @@ def environment_to_graphql(environment: documents.Environment) -> Environment:
             if key.is_valid(now)
         ],
         inbox_hmac_required=environment.inbox_hmac_required,
+        retention=retention_to_graphql(environment),
         created_at=environment.created_at,
+    )
+
+
+def retention_to_graphql(environment: documents.Environment) -> Retention:
+    retention = effective(environment.retention)
+    return Retention(
+        messages_days=retention.messages_days,
+        jobs_days=retention.jobs_days,
+        execution_details_days=retention.execution_details_days,
     )

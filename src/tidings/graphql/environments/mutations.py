@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
+from tidings.environments.retention import set_retention
 from tidings.environments.service import rotate_api_key, set_inbox_hmac_required
 from tidings.graphql.context import Info
+from tidings.graphql.environments.inputs import RetentionInput, retention_changes
 from tidings.graphql.environments.mappers import environment_to_graphql
 from tidings.graphql.environments.types import Environment, IssuedApiKey
 from tidings.graphql.permissions import require_environment
@@ -26,4 +28,13 @@ class EnvironmentMutations:
     )
     async def set_inbox_hmac_required(self, info: Info, required: bool) -> Environment:
         environment = await set_inbox_hmac_required(await require_environment(info), required)
+        return environment_to_graphql(environment)
+
+    @strawberry.mutation(
+        description="Change how long this environment keeps records; a field left out keeps its value, null returns "
+        "it to the server's default. Applies to records written from now on (each record's expiry is set when it is "
+        "written)."
+    )
+    async def set_retention(self, info: Info, input: RetentionInput) -> Environment:
+        environment = await set_retention(await require_environment(info), retention_changes(input))
         return environment_to_graphql(environment)

@@ -18,7 +18,21 @@ class Environment:
     inbox_hmac_required: bool = strawberry.field(
         description="Whether `inboxSession` needs a `subscriberHash` (see setInboxHmacRequired)."
     )
+    retention: Retention = strawberry.field(description="How long records are kept (see setRetention).")
     created_at: datetime
+
+
+@strawberry.type(
+    description="Days records are kept: the environment's choices, else the server's defaults. A record's expiry is "
+    "set when it is written (a job and a notification when they finish), so a change applies to records written "
+    "afterwards."
+)
+class Retention:
+    messages_days: int = strawberry.field(description="In-app messages and their inbox events.")
+    jobs_days: int = strawberry.field(description="Triggers, notifications, jobs and webhook deliveries.")
+    execution_details_days: int = strawberry.field(
+        description="The execution details (provider answers, reasons) on finished jobs; at most `jobsDays`."
+    )
 
 
 @strawberry.type(description="A secret API key as the API shows it: its last characters and lifetime.")

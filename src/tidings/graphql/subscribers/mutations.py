@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from tidings.engine.erasure import erase_subscriber
 from tidings.graphql.context import Info
 from tidings.graphql.permissions import require_environment_id
 from tidings.graphql.subscribers.inputs import (
@@ -14,7 +15,12 @@ from tidings.graphql.subscribers.inputs import (
     to_upsert,
 )
 from tidings.graphql.subscribers.mappers import subscriber_to_graphql
-from tidings.graphql.subscribers.types import BulkUpsertSubscribersResult, Subscriber, UpsertSubscriberResult
+from tidings.graphql.subscribers.types import (
+    BulkUpsertSubscribersResult,
+    Subscriber,
+    SubscriberErasure,
+    UpsertSubscriberResult,
+)
 from tidings.subscribers import service
 
 
@@ -62,3 +68,14 @@ class SubscriberMutations:
         environment_id = await require_environment_id(info)
         await service.delete_subscriber(environment_id, subscriber_id)
         return True
+
+    @strawberry.mutation(
+        description="Erase a subscriber (GDPR): the subscriber with every notification, job, inbox message and event, "
+        "digest, throttle window, preference and topic membership of theirs, and the triggers that were for them "
+        "alone. Their parked jobs never run. Run it again if it failed midway: it finishes what is left. "
+        "NOT_FOUND when nothing of theirs exists."
+    )
+    async def erase_subscriber(self, info: Info, subscriber_id: str) -> SubscriberErasure:
+        environment_id = await require_environment_id(info)
+        erased = await erase_subscriber(info.context.hub.redis, environment_id, subscriber_id)
+        return SubscriberErasure(**{name: getattr(erased, name) for name in erased.__slots__})

@@ -58,3 +58,17 @@ class UpsertSubscriberResult:
 class BulkUpsertSubscribersResult:
     created: list[str]
     updated: list[str]
+
+
+@strawberry.type(description="What `eraseSubscriber` deleted: how many records of each kind.")
+class SubscriberErasure:
+    subscribers: int
+    notifications: int
+    jobs: int
+    triggers: int = strawberry.field(description="Triggers that were for this subscriber alone.")
+    digests: int
+    throttle_windows: int
+    inbox_messages: int
+    inbox_events: int
+    preferences: int
+    topic_subscriptions: int
