@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,30 +12,28 @@ from pathlib import Path
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from tidings.app.settings import Settings, SettingsError, load_settings
+from tidings.app.logs import configure_logging
+from tidings.app.settings import Settings, SettingsError, env_name, load_settings
 from tidings.core.errors import TidingsError
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(settings: Settings, role: str) -> None:
+    log_format = settings.log_format
+    if role == "dev" and "log_format" not in settings.model_fields_set:
+        # A person reads `tidings dev`'s terminal: readable lines, for the children it starts too.
+        log_format = "console"
+        os.environ[env_name("log_format")] = log_format
+    configure_logging(settings.log_level, log_format, role=role)
 
 
 def _api(settings: Settings) -> int:
-    import uvicorn  # noqa: PLC0415 (only the api role needs it)
-
+    from tidings.app.api_server import serve_api  # noqa: PLC0415 (only the api role needs uvicorn)
     from tidings.app.asgi import create_app  # noqa: PLC0415
 
     settings.require_mongodb_url()
     settings.require_redis_url()
     settings.require_secret_key()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        lifespan="on",
-        ws="websockets-sansio",
-    )
+    serve_api(settings, create_app)
     return 0
 
 
@@ -135,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         settings = load_settings()
-        _configure_logging(settings)
+        _configure_logging(settings, args.command)
         return roles[args.command](settings)
     except SettingsError as exc:
         print(f"tidings: {exc}", file=sys.stderr)

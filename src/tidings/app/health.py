@@ -1,4 +1,4 @@
-"""Liveness and readiness endpoints."""
+"""Liveness and readiness endpoints. Readiness fails from the moment the api begins to stop (app/draining.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from tidings.app.draining import Draining
 from tidings.app.resources import Resources
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ async def _check(name: str, probe: Awaitable[object], limit: float) -> tuple[str
 
 
 async def readyz(request: Request) -> JSONResponse:
+    draining: Draining = request.state.draining
+    if draining.started:
+        return JSONResponse({"status": "stopping"}, status_code=503)
     resources: Resources = request.state.resources
     timeout = resources.settings.readiness_timeout_seconds
     results = await asyncio.gather(

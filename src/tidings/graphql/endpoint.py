@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from starlette.requests import Request
@@ -18,6 +20,7 @@ from tidings.core.errors import UnauthenticatedError
 from tidings.core.limits import Limits
 from tidings.core.queue import TaskQueue
 from tidings.engine.delivery import Sender
+from tidings.environments.ratelimits import RateLimiter
 from tidings.graphql.context import Context, InboxOptions, parse_api_key, parse_subscriber_token
 from tidings.inbox.hub import InboxHub
 from tidings.inbox.sessions import ExpiredTokenError, verify_session
@@ -27,12 +30,27 @@ PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
 # Closing codes of refused websockets: 4401 means "get a (new) token and come back", 4403 "this token won't do".
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+# RFC 6455 "Service Restart": this instance is stopping; reconnect at once (to another) and resume with `after`.
+CLOSE_SERVICE_RESTART = 1012
+RESTART_REASON = "server restarting: reconnect now with after=<last cursor>"
 
 
 class SubscriberSocketHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """Authenticates the subscriber from `connection_init` before acknowledging it, and keeps its presence."""
 
     connection_id: str | None = None
+
+    async def handle(self) -> None:
+        sockets = self.view.open_sockets if isinstance(self.view, GraphQLApp) else set()
+        sockets.add(self)
+        try:
+            await super().handle()
+        finally:
+            sockets.discard(self)
+
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(RuntimeError, OSError):  # already closed by the client or by us
+            await self.websocket.close(code=code, reason=reason)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         payload = message.get("payload") or {}
@@ -94,6 +112,12 @@ class GraphQLApp(GraphQL[Context, None]):
         # Set by the app's lifespan once the broker and Redis are open.
         self.queue: TaskQueue | None = None
         self.hub: InboxHub | None = None
+        # Every open websocket, so that a stopping server can close them all (see app/draining.py).
+        self.open_sockets: set[SubscriberSocketHandler] = set()
+        self.limiter: RateLimiter | None = None
+
+    async def close_websockets_for_restart(self) -> None:
+        await asyncio.gather(*(s.close(CLOSE_SERVICE_RESTART, RESTART_REASON) for s in list(self.open_sockets)))
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
         if self.queue is None or self.hub is None:
@@ -111,4 +135,5 @@ class GraphQLApp(GraphQL[Context, None]):
             sender=self.sender,
             allow_private_networks=self.allow_private_networks,
             subscriber_token=parse_subscriber_token(authorization),
+            limiter=self.limiter,
         )

@@ -23,6 +23,10 @@
   const BACKOFF_MAX_MS = 10000;
   const KEEPALIVE_MS = 20000; // a half-open connection (laptop sleep, NAT drop) is noticed within 20 + 10 s
   const PONG_TIMEOUT_MS = 10000;
+  // 1012 "service restart" and 1001 "going away": the server is stopping and others are up, so reconnect at once,
+  // spread over a moment so that thousands of clients of one stopping server don't arrive in the same instant.
+  const RESTARTING = new Set([1001, 1012]);
+  const RESTART_SPREAD_MS = 250;
 
   const NOTIFICATION = `fragment N on InboxNotification {
     id subject body avatar redirectUrl createdAt isRead isSeen isArchived tags
@@ -600,6 +604,14 @@
           return;
         }
         this._setStatus(navigator.onLine === false ? "offline" : "reconnecting");
+        if (RESTARTING.has(event.code) && this._attempt === 0) {
+          // Only after a connection that was acknowledged: a server that keeps closing gets the usual backoff.
+          this._attempt = 1;
+          this._later(Math.random() * RESTART_SPREAD_MS, () => {
+            if (generation === this._generation && !this._socket) this._connect();
+          });
+          return;
+        }
         this._scheduleReconnect();
       };
     }
