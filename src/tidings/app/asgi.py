@@ -14,7 +14,9 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from tidings.app.body_limit import BodyLimitMiddleware
 from tidings.app.cors import cors_middleware
+from tidings.app.draining import Draining
 from tidings.app.health import healthz, readyz
+from tidings.app.idempotency import IdempotencyMiddleware
 from tidings.app.metrics import HttpMetricsMiddleware, metrics, sample_queue_forever
 from tidings.app.provider_webhooks import PATH as STATUS_CALLBACK_PATH
 from tidings.app.provider_webhooks import status_callback_endpoint
@@ -22,6 +24,7 @@ from tidings.app.resources import Resources, open_resources
 from tidings.app.settings import Settings
 from tidings.app.widget import widget_routes
 from tidings.core.crypto import Cipher
+from tidings.environments.ratelimits import RateLimiter
 from tidings.graphql.context import InboxOptions
 from tidings.graphql.endpoint import PROTOCOLS, GraphQLApp
 from tidings.graphql.schema import build_schema
@@ -34,9 +37,12 @@ from tidings.tasks.queue import BrokerTaskQueue
 
 class State(TypedDict):
     resources: Resources
+    draining: Draining
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, draining: Draining | None = None) -> Starlette:
+    """`draining` is how the server tells the app it is stopping (see app/api_server.py)."""
+    draining = draining or Draining()
     schema = build_schema(
         max_depth=settings.graphql_max_depth,
         max_tokens=settings.graphql_max_tokens,
@@ -66,6 +72,7 @@ def create_app(settings: Settings) -> Starlette:
         # Strawberry refuses websocket handshakes from other origins unless listed (the widget on your site).
         allowed_origins=settings.cors_origins,
     )
+    draining.on_close(graphql.close_websockets_for_restart)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[State]:
@@ -74,9 +81,10 @@ def create_app(settings: Settings) -> Starlette:
             hub = InboxHub(resources.redis, presence_ttl=settings.inbox_presence_ttl_seconds)
             await hub.start()
             graphql.hub = hub
+            graphql.limiter = RateLimiter(resources.redis, settings.rate_limits())
             sampler = asyncio.create_task(sample_queue_forever(resources.redis, settings.queue_name, CONSUMER_GROUP))
             try:
-                yield {"resources": resources}
+                yield {"resources": resources, "draining": draining}
             finally:
                 await hub.stop()
                 await sender.aclose()
@@ -105,5 +113,13 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(HttpMetricsMiddleware, known_paths=known_paths),
             *([cors_middleware(settings.cors_origins)] if settings.cors_origins else []),
             Middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body_bytes),
+            # Inside the body limit: it reads the (bounded) body to fingerprint it.
+            Middleware(
+                IdempotencyMiddleware,
+                ttl_seconds=settings.idempotency_ttl_seconds,
+                lock_seconds=settings.idempotency_lock_seconds,
+                max_body_bytes=settings.idempotency_max_body_bytes,
+                max_tokens=settings.graphql_max_tokens,
+            ),
         ],
     )

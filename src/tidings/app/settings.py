@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tidings.core.limits import Limits
+from tidings.environments.ratelimits import Rate, RateClass
 
 ENV_PREFIX = "TIDINGS_"
 MIN_SECRET_LENGTH = 32
@@ -42,6 +43,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # On SIGTERM the api answers /readyz with 503 and keeps serving `api_shutdown_delay_seconds` (for the load
+    # balancer to notice), then stops listening, closes websockets (1012) and gives open requests the grace.
+    # Both together must stay below the orchestrator's kill deadline (Kubernetes: 30 s).
+    api_shutdown_delay_seconds: float = Field(0.0, ge=0, le=60)
+    api_shutdown_grace_seconds: int = Field(20, ge=1, le=3600)
+    # One JSON object per line (production), or readable lines (`tidings dev` picks these unless this is set).
+    log_format: Literal["json", "console"] = "json"
 
     # Encrypts integration credentials at rest. Required by the api and worker roles; `tidings dev` generates one.
     secret_key: SecretStr | None = None
@@ -91,6 +99,15 @@ class Settings(BaseSettings):
     # A queued job or accepted trigger untouched this long lost its wake-up (Redis restarted empty): queue it again.
     scheduler_requeue_after_seconds: float = Field(300.0, ge=1)
 
+    # Data retention (docs/api/environments.md): the days an environment keeps records unless it chose otherwise
+    # (setRetention). Each record's expiry is stamped when it is written, from the retention of that moment.
+    retention_messages_days: int = Field(90, ge=1, le=3650)
+    retention_jobs_days: int = Field(30, ge=1, le=3650)
+    retention_execution_details_days: int = Field(7, ge=1, le=3650)
+    # How long a process reuses an environment's retention it read; the scheduler's backstop sweep interval.
+    retention_cache_seconds: float = Field(30.0, ge=0, le=3600)
+    retention_sweep_every_seconds: float = Field(60.0, gt=0, le=86_400)
+
     # Domain limits (see tidings.core.limits): page sizes, bulk sizes, and caps on stored documents.
     limit_page_size_default: int = Field(Limits.page_size_default, ge=1, le=1000)
     limit_page_size_max: int = Field(Limits.page_size_max, ge=1, le=1000)
@@ -105,6 +122,20 @@ class Settings(BaseSettings):
     limit_trigger_recipients_max: int = Field(Limits.trigger_recipients_max, ge=1, le=10_000)
     limit_bulk_trigger_max: int = Field(Limits.bulk_trigger_max, ge=1, le=1000)
     limit_webhook_endpoints_max: int = Field(Limits.webhook_endpoints_max, ge=1, le=1000)
+
+    # Per-environment rate limits (token buckets in Redis, docs/api.md "Rate limits"): tokens per second and bucket
+    # size for triggers (one token per event), configuration mutations and inbox sessions; a rate of 0 = unlimited.
+    rate_trigger_per_second: float = Field(1000.0, ge=0, le=1_000_000)
+    rate_trigger_burst: int = Field(2000, ge=1, le=10_000_000)
+    rate_config_per_second: float = Field(100.0, ge=0, le=1_000_000)
+    rate_config_burst: int = Field(1000, ge=1, le=10_000_000)
+    rate_inbox_session_per_second: float = Field(50.0, ge=0, le=1_000_000)
+    rate_inbox_session_burst: int = Field(500, ge=1, le=10_000_000)
+    # `Idempotency-Key` on POST /graphql mutations (and /v1/): answers are kept this long; a request still running
+    # holds its key for `idempotency_lock_seconds` at most; answers above `idempotency_max_body_bytes` are not kept.
+    idempotency_ttl_seconds: int = Field(86_400, ge=1, le=30 * 86_400)
+    idempotency_lock_seconds: int = Field(60, ge=1, le=3600)
+    idempotency_max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000)
 
     # In-app inbox and its realtime stream (docs/inbox.md). A subscriber token lives `inbox_session_ttl_seconds`;
     # a websocket client more than `inbox_client_max_lag` events behind is closed (1013) and resumes with `after`;
@@ -125,6 +156,11 @@ class Settings(BaseSettings):
     # Liveness of worker and scheduler: they touch a heartbeat file that `tidings healthcheck ROLE` reads.
     heartbeat_dir: Path = Path("/tmp")
     heartbeat_interval_seconds: float = Field(5.0, gt=0)
+
+    # Prometheus metrics of the worker and scheduler roles, served on these ports at `host` (0 = not served); the
+    # api serves its own on /metrics of its HTTP port.
+    worker_metrics_port: int = Field(9464, ge=0, le=65535)
+    scheduler_metrics_port: int = Field(9465, ge=0, le=65535)
 
     @field_validator("mongodb_url")
     @classmethod
@@ -149,6 +185,14 @@ class Settings(BaseSettings):
 
     def limits(self) -> Limits:
         return Limits(**{field.name: getattr(self, "limit_" + field.name) for field in dataclasses.fields(Limits)})
+
+    def rate_limits(self) -> dict[RateClass, Rate]:
+        return {
+            rate_class: Rate(
+                getattr(self, f"rate_{rate_class.value}_per_second"), getattr(self, f"rate_{rate_class.value}_burst")
+            )
+            for rate_class in RateClass
+        }
 
     def require_mongodb_url(self) -> str:
         return _required(self.mongodb_url, "mongodb_url")

@@ -15,6 +15,7 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
+from structlog.contextvars import bound_contextvars
 
 from tidings.core.channels import Channel
 from tidings.core.clock import utcnow
@@ -22,6 +23,7 @@ from tidings.engine.channels import run_in_app, run_provider_channel
 from tidings.engine.conditions import ConditionError, evaluate, is_truthy
 from tidings.engine.context import STEP, StepContext
 from tidings.engine.flow import run_delay, run_digest, run_throttle
+from tidings.engine.metrics import record_job
 from tidings.engine.outcome import Outcome, failed, skipped
 from tidings.engine.policy import EngineDeps
 from tidings.notifications.documents import (
@@ -33,6 +35,7 @@ from tidings.notifications.documents import (
     Trigger,
     TriggerStatus,
 )
+from tidings.notifications.retention import finished_notification_fields, outcome_fields
 from tidings.notifications.service import insert_new, wake
 from tidings.preferences.documents import SubscriberPreference
 from tidings.preferences.merge import merge_channel
@@ -78,6 +81,20 @@ async def run_job(job_id: str, deps: EngineDeps) -> None:
     job = await claim(job_id, deps.policy.lease_seconds)
     if job is None:
         return  # done, parked, canceled, or running elsewhere: this wake-up is a duplicate
+    # Every line logged while the job runs names it (docs/operations.md, "Logs"); contextvars are per asyncio task,
+    # so the jobs a worker runs at once don't mix.
+    with bound_contextvars(
+        jobId=str(job.id),
+        transactionId=job.transaction_id,
+        environmentId=str(job.environment_id),
+        notificationId=str(job.notification_id),
+        workflowId=job.workflow_id,
+        step=job.step_id,
+    ):
+        await _run_claimed(job, deps)
+
+
+async def _run_claimed(job: Job, deps: EngineDeps) -> None:
     started = time.perf_counter()
     trigger = await _trigger(job.trigger_id)
     if trigger is None:
@@ -85,6 +102,7 @@ async def run_job(job_id: str, deps: EngineDeps) -> None:
     else:
         outcome = await _run_step(job, trigger, deps)
     if await _record(job, outcome, started):
+        record_job(job.step_type, outcome.status, time.perf_counter() - started)
         await _follow_up(job, trigger, outcome, deps)
 
 
@@ -206,13 +224,31 @@ async def _record(job: Job, outcome: Outcome, started: float) -> bool:
     }
     if outcome.status == JobStatus.DELAYED:
         update["due_at"] = outcome.due_at
+    update |= await outcome_fields(job, outcome.status, outcome.due_at, execution.created_at)
     held = await Job.get_pymongo_collection().update_one(
         {"_id": job.id, "status": JobStatus.RUNNING, "attempts": job.attempts},
         {"$set": update, "$push": {"executions": execution.model_dump()}},
     )
     if not held.modified_count:
         logger.warning("job %s was taken over while attempt %d ran; its outcome is dropped", job.id, job.attempts)
+    else:
+        _log_outcome(outcome, execution)
     return bool(held.modified_count)
+
+
+def _log_outcome(outcome: Outcome, execution: ExecutionDetail) -> None:
+    """One line per step run, a failure or a retry at WARNING; reasons name no secret and no content (a provider's
+    `DeliveryError` message may not), and the rendered message is never logged."""
+    retrying = outcome.status == JobStatus.DELAYED and "error" in outcome.detail
+    fields: dict[str, Any] = {
+        "status": outcome.status.value,
+        "reason": outcome.reason,
+        "attempt": execution.attempt,
+        "durationMs": execution.duration_ms,
+    }
+    fields.update((key, outcome.detail[key]) for key in ("provider", "kind") if key in outcome.detail)
+    level = logging.WARNING if outcome.status == JobStatus.FAILED or retrying else logging.INFO
+    logger.log(level, "step %s", "retrying" if retrying else outcome.status.value, extra=fields)
 
 
 async def _follow_up(job: Job, trigger: Trigger | None, outcome: Outcome, deps: EngineDeps) -> None:
@@ -255,9 +291,10 @@ _WORKFLOW_EVENTS = {
 
 
 async def _finish_notification(job: Job, status: NotificationStatus, deps: EngineDeps) -> None:
+    now = utcnow()
     finished = await Notification.get_pymongo_collection().update_one(
         {"_id": job.notification_id, "status": NotificationStatus.PENDING},
-        {"$set": {"status": status, "updated_at": utcnow()}},
+        {"$set": {"status": status, "updated_at": now, **await finished_notification_fields(job.environment_id, now)}},
     )
     event = _WORKFLOW_EVENTS.get(status)
     if finished.modified_count and event is not None:  # once per notification, by whichever run finished it

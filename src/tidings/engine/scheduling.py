@@ -1,5 +1,6 @@
 """The scheduler's work, done by the elected leader on every tick: put due and lost work back on the queue, and wake
-snoozed inbox messages whose time came.
+snoozed inbox messages whose time came; and, every `retention_every_seconds`, delete expired records
+(engine.retention).
 
 MongoDB is the truth: parked jobs (delays, digest windows, retries) carry `due_at`; a job `queued` long ago whose
 wake-up was lost (Redis restarted empty, or was down when it was queued), a `running` job whose worker's lease ran
@@ -10,13 +11,17 @@ so any number of sweeps, in any order, never queue a job twice at once.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from tidings.core.clock import utcnow
 from tidings.core.queue import QueueUnavailableError, TaskQueue
+from tidings.engine.metrics import record_oldest_due
+from tidings.engine.retention import sweep_expired
 from tidings.inbox.events import Publisher
 from tidings.inbox.state import wake_snoozed
 from tidings.notifications.documents import Job, JobStatus, Trigger, TriggerStatus
@@ -28,12 +33,21 @@ from tidings.webhooks.sweep import sweep_webhook_deliveries
 class SweepPolicy:
     batch: int = 500
     requeue_after_seconds: float = 300.0  # a queued job or accepted trigger untouched this long lost its wake-up
+    retention_every_seconds: float = 60.0  # the retention sweep (engine.retention), sooner while it has a backlog
+
+
+async def _oldest(query: dict[str, object], sort: str, batch: int) -> list[dict[str, Any]]:
+    return await Job.get_pymongo_collection().find(query, {"_id": 1, sort: 1}).sort(sort, 1).limit(batch).to_list()
 
 
 async def _requeue(query: dict[str, object], sort: str, now: datetime, batch: int, queue: TaskQueue) -> int:
+    return await _requeue_rows(await _oldest(query, sort, batch), query, now, queue)
+
+
+async def _requeue_rows(rows: list[dict[str, Any]], query: dict[str, object], now: datetime, queue: TaskQueue) -> int:
     jobs = Job.get_pymongo_collection()
     woken = 0
-    async for row in jobs.find(query, {"_id": 1}).sort(sort, 1).limit(batch):
+    for row in rows:
         moved = await jobs.update_one(
             {"_id": row["_id"], **query},
             {"$set": {"status": JobStatus.QUEUED, "queued_at": now, "updated_at": now}},
@@ -47,7 +61,11 @@ async def _requeue(query: dict[str, object], sort: str, now: datetime, batch: in
 async def wake_due_jobs(queue: TaskQueue, policy: SweepPolicy, now: datetime | None = None) -> int:
     """Parked jobs whose time has come. Runs every tick, so a 2 s delay fires within a tick of 2 s."""
     now = now or utcnow()
-    return await _requeue({"status": JobStatus.DELAYED, "due_at": {"$lte": now}}, "due_at", now, policy.batch, queue)
+    query: dict[str, object] = {"status": JobStatus.DELAYED, "due_at": {"$lte": now}}
+    rows = await _oldest(query, "due_at", policy.batch)
+    # The same read measures how far behind the scheduler is, before a queue outage can interrupt the requeue.
+    record_oldest_due(now, rows[0]["due_at"] if rows else None)
+    return await _requeue_rows(rows, query, now, queue)
 
 
 async def recover_lost_work(queue: TaskQueue, policy: SweepPolicy, now: datetime | None = None) -> int:
@@ -78,6 +96,7 @@ class Sweeper:
         self.publisher = publisher
         self.recovery_every = recovery_every
         self.ticks = 0
+        self.retention_due = 0.0  # monotonic time of the next retention sweep
 
     async def __call__(self) -> None:
         self.ticks += 1
@@ -91,3 +110,6 @@ class Sweeper:
                 await recover_lost_work(self.queue, self.policy)
         except QueueUnavailableError:
             pass  # the jobs stay where they are in MongoDB; the next tick tries again
+        if time.monotonic() >= self.retention_due:
+            swept = await sweep_expired(self.policy.batch)
+            self.retention_due = time.monotonic() + (0.0 if swept.backlog else self.policy.retention_every_seconds)

@@ -16,7 +16,7 @@ from graphql import GraphQLInputObjectType, GraphQLSchema
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from tidings.core.errors import TidingsError
+from tidings.core.errors import RateLimitedError, TidingsError
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,8 @@ class CodedErrors(MaskErrors):
             extensions["code"] = original.code
             if original.field is not None:
                 extensions["field"] = original.field
+            if isinstance(original, RateLimitedError):
+                extensions["retryAfter"] = original.retry_after
         elif original is None or isinstance(original, GraphQLError):
             # Parse, validation and variable-coercion errors (depth, tokens, aliases, unknown fields, a variable of
             # the wrong shape) are the client's to fix; a variable's value is never echoed (it may be a secret).
@@ -116,11 +118,16 @@ class CodedErrors(MaskErrors):
             if rebuilt := variable_error(message, inner, self._graphql_schema()):
                 message, extensions["field"] = rebuilt
         else:
+            where = ".".join(str(part) for part in error.path or []) or "(operation)"
             logger.error(
-                "unexpected %s in GraphQL resolver at %s\n%s",
+                "unexpected %s in GraphQL resolver at %s",
                 type(original).__name__,
-                ".".join(str(part) for part in error.path or []) or "(operation)",
-                "".join(traceback.format_tb(original.__traceback__)).rstrip(),
+                where,
+                extra={
+                    "errorType": type(original).__name__,
+                    "path": where,
+                    "stack": "".join(traceback.format_tb(original.__traceback__)).rstrip(),
+                },
             )
             extensions = {"code": "INTERNAL"}
             message = INTERNAL_MESSAGE

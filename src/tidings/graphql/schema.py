@@ -30,8 +30,10 @@ from tidings.graphql.inbox.queries import InboxQueries
 from tidings.graphql.inbox.subscriptions import InboxSubscriptions
 from tidings.graphql.integrations.mutations import IntegrationMutations
 from tidings.graphql.integrations.queries import IntegrationQueries
+from tidings.graphql.metrics import GraphQLMetrics
 from tidings.graphql.preferences.mutations import PreferenceMutations
 from tidings.graphql.preferences.queries import PreferenceQueries
+from tidings.graphql.ratelimits import RateLimits
 from tidings.graphql.subscribers.mutations import SubscriberMutations
 from tidings.graphql.subscribers.queries import SubscriberQueries
 from tidings.graphql.topics.mutations import TopicMutations
@@ -100,6 +102,8 @@ def build_schema(
             partial(ParserCache, maxsize=_CACHE_SIZE),
             partial(ValidationCache, maxsize=_CACHE_SIZE),
             *hardening,
+            RateLimits,  # after parsing and validation: only a valid mutation is priced
+            GraphQLMetrics,  # before CodedErrors: it exits after it, and so counts the coded errors
             CodedErrors,
         ],
     )

@@ -28,9 +28,11 @@ from tidings.notifications.documents import (
     TriggerStatus,
     WorkflowSnapshot,
 )
+from tidings.notifications.retention import finished_job_fields, finished_notification_fields, trigger_expiry
 from tidings.notifications.service import PROCESS_TRIGGER_TASK
 from tidings.subscribers.service import bulk_upsert_subscribers
 from tidings.triggers.commands import TriggerEvent
+from tidings.triggers.metrics import count_accepted, count_rejected
 from tidings.workflows.documents import Workflow
 from tidings.workflows.service import get_workflow
 
@@ -91,6 +93,18 @@ async def _prepare(
 async def accept_trigger(
     environment_id: PydanticObjectId, event: TriggerEvent, queue: TaskQueue, limits: Limits, prefix: str = "input"
 ) -> TriggerResult:
+    try:
+        result = await _accept(environment_id, event, queue, limits, prefix)
+    except Exception as exc:
+        count_rejected(1, exc)
+        raise
+    count_accepted([result])
+    return result
+
+
+async def _accept(
+    environment_id: PydanticObjectId, event: TriggerEvent, queue: TaskQueue, limits: Limits, prefix: str
+) -> TriggerResult:
     """Record the trigger (once per transactionId) and queue its fan-out.
 
     If the queue is down the trigger is kept and the caller gets UNAVAILABLE: the scheduler queues it when the
@@ -109,6 +123,7 @@ async def accept_trigger(
         overrides=event.overrides,
         actor=event.actor,
         tenant=event.tenant,
+        expires_at=await trigger_expiry(environment_id, utcnow()),
     )
     try:
         await trigger.insert()
@@ -130,14 +145,21 @@ async def accept_triggers(
     environment_id: PydanticObjectId, events: Sequence[TriggerEvent], queue: TaskQueue, limits: Limits
 ) -> list[TriggerResult]:
     """Validate every event first (nothing is recorded if one is refused), then accept each."""
-    if not 1 <= len(events) <= limits.bulk_trigger_max:
-        raise ValidationError(f"send 1 to {limits.bulk_trigger_max} events", field="input.events")
-    for index, event in enumerate(events):
-        await _prepare(environment_id, event, limits, f"input.events.{index}")
-    return [
-        await accept_trigger(environment_id, event, queue, limits, f"input.events.{index}")
-        for index, event in enumerate(events)
-    ]
+    results: list[TriggerResult] = []
+    try:
+        if not 1 <= len(events) <= limits.bulk_trigger_max:
+            raise ValidationError(f"send 1 to {limits.bulk_trigger_max} events", field="input.events")
+        for index, event in enumerate(events):
+            await _prepare(environment_id, event, limits, f"input.events.{index}")
+        for index, event in enumerate(events):
+            results.append(await _accept(environment_id, event, queue, limits, f"input.events.{index}"))
+    except Exception as exc:
+        # Events accepted before the failure stay accepted (the queue went down mid-way); the rest were refused.
+        count_rejected(len(events) - len(results), exc)
+        raise
+    finally:
+        count_accepted(results)
+    return results
 
 
 async def cancel_trigger(environment_id: PydanticObjectId, transaction_id: str) -> int:
@@ -149,12 +171,26 @@ async def cancel_trigger(environment_id: PydanticObjectId, transaction_id: str) 
     if trigger is None:
         raise NotFoundError(f"no trigger with transactionId {transaction_id!r}", field="transactionId")
     scope = {"environment_id": environment_id, "transaction_id": transaction_id}
+    now = utcnow()
     canceled = await Job.get_pymongo_collection().update_many(
         {**scope, "status": {"$in": list(OPEN_JOB_STATUSES)}},
-        {"$set": {"status": JobStatus.CANCELED, "reason": "canceled", "updated_at": utcnow()}},
+        {
+            "$set": {
+                "status": JobStatus.CANCELED,
+                "reason": "canceled",
+                "updated_at": now,
+                **await finished_job_fields(environment_id, now),
+            }
+        },
     )
     await Notification.get_pymongo_collection().update_many(
         {**scope, "status": NotificationStatus.PENDING},
-        {"$set": {"status": NotificationStatus.CANCELED, "updated_at": utcnow()}},
+        {
+            "$set": {
+                "status": NotificationStatus.CANCELED,
+                "updated_at": now,
+                **await finished_notification_fields(environment_id, now),
+            }
+        },
     )
     return int(canceled.modified_count)
