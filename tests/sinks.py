@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from tidings.app.embedded import free_port
 
@@ -104,10 +105,8 @@ class HttpSink:
 
 
 @contextmanager
-def http_sink() -> Iterator[tuple[HttpSink, str]]:
-    """A real HTTP server on a free loopback port, in its own thread; yields it and its base URL."""
-    sink = HttpSink()
-    app = Starlette(routes=[Route("/{path:path}", sink.endpoint, methods=["GET", "POST", "PUT"])])
+def serve_app(app: ASGIApp, name: str = "the HTTP server") -> Iterator[str]:
+    """Serves a Starlette app on a free loopback port in its own thread (a provider's stand-in); yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -115,13 +114,22 @@ def http_sink() -> Iterator[tuple[HttpSink, str]]:
     deadline = time.monotonic() + 10
     while not server.started:
         if time.monotonic() > deadline:
-            raise AssertionError("the HTTP sink did not start")
+            raise AssertionError(f"{name} did not start")
         time.sleep(0.02)
     try:
-        yield sink, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def http_sink() -> Iterator[tuple[HttpSink, str]]:
+    """A real HTTP server recording every request, answering `statuses` in turn; yields it and its base URL."""
+    sink = HttpSink()
+    app = Starlette(routes=[Route("/{path:path}", sink.endpoint, methods=["GET", "POST", "PUT"])])
+    with serve_app(app, "the HTTP sink") as base:
+        yield sink, base
 
 
 def header(request: HttpRequest, name: str) -> str:

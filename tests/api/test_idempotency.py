@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,14 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.servers import SECRET_KEY, api_process, beanie_database, isolated_settings
-from tidings.app.embedded import free_port, valkey
+from tests.sinks import serve_app
+from tidings.app.embedded import valkey
 from tidings.app.settings import Settings
 from tidings.core.crypto import Cipher
 from tidings.environments.service import IssuedEnvironment, create_environment
@@ -55,18 +54,11 @@ class Gate:
 def gate() -> Iterator[tuple[Gate, str]]:
     gate = Gate()
     app = Starlette(routes=[Route("/hook", gate.endpoint, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the gate server did not start"
-        time.sleep(0.02)
-    yield gate, f"http://127.0.0.1:{port}/hook"
-    gate.release.set()
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app, "the gate server") as base:
+        try:
+            yield gate, f"{base}/hook"
+        finally:
+            gate.release.set()
 
 
 @pytest.fixture(scope="module")

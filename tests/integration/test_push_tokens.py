@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,7 +19,7 @@ from starlette.routing import Route
 from tests.api.conftest import GraphQL
 from tests.integration.test_engine import ACTIVITY, CREATE_INTEGRATION, CREATE_WORKFLOW, TRIGGER, engine_settings
 from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, role_env
-from tidings.app.embedded import free_port
+from tests.sinks import serve_app
 from tidings.core.crypto import Cipher
 from tidings.environments.service import create_environment
 
@@ -46,17 +43,8 @@ def expo() -> Iterator[tuple[list[Any], str]]:
         return JSONResponse({"data": tickets})
 
     app = Starlette(routes=[Route("/--/api/v2/push/send", send, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    yield received, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serve_app(app, "Expo's stand-in") as base:
+        yield received, base
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,7 +25,7 @@ from starlette.routing import Route
 from tests.api.conftest import GraphQL
 from tests.integration.test_engine import CREATE_INTEGRATION, CREATE_WORKFLOW, TRIGGER, engine_settings
 from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, role_env
-from tidings.app.embedded import free_port
+from tests.sinks import serve_app
 from tidings.core.crypto import Cipher
 from tidings.environments.service import create_environment
 
@@ -48,17 +46,8 @@ def mailgun() -> Iterator[tuple[list[str], str]]:
         return JSONResponse({"id": ids[-1], "message": "Queued. Thank you."})
 
     app = Starlette(routes=[Route("/v3/{domain}/messages", messages, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    yield ids, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serve_app(app, "Mailgun's stand-in") as base:
+        yield ids, base
 
 
 @dataclass
