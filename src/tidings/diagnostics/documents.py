@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from beanie import Document
+from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, IndexModel
 
@@ -28,6 +28,8 @@ class ProbeAttempt(BaseModel):
 class Probe(Document):
     """One round trip through the queue: who picked it up (every attempt) and who finished it."""
 
+    # The environment whose API key started it: only that key reads it back (None for probes made in-process).
+    environment_id: PydanticObjectId | None = None
     status: ProbeStatus = ProbeStatus.QUEUED
     hold_seconds: float = 0.0
     attempts: list[ProbeAttempt] = Field(default_factory=list)

@@ -16,23 +16,30 @@ MAX_HOLD_SECONDS = 60.0
 PROBE_TASK = "tidings.diagnostics.probe"
 
 
-async def create_probe(hold_seconds: float = 0.0) -> Probe:
+async def create_probe(hold_seconds: float = 0.0, environment_id: PydanticObjectId | None = None) -> Probe:
     if not 0 <= hold_seconds <= MAX_HOLD_SECONDS:
         raise ValidationError(f"hold_seconds must be between 0 and {MAX_HOLD_SECONDS}", field="holdSeconds")
-    return await Probe(hold_seconds=hold_seconds).insert()
+    return await Probe(hold_seconds=hold_seconds, environment_id=environment_id).insert()
 
 
-async def start_probe(queue: TaskQueue, hold_seconds: float = 0.0) -> Probe:
+async def start_probe(
+    queue: TaskQueue, hold_seconds: float = 0.0, environment_id: PydanticObjectId | None = None
+) -> Probe:
     """Record a probe and queue it; whichever worker picks it up records itself on it."""
-    probe = await create_probe(hold_seconds)
+    probe = await create_probe(hold_seconds, environment_id)
     await queue.enqueue(PROBE_TASK, str(probe.id))
     return probe
 
 
-async def get_probe(probe_id: str) -> Probe:
+async def get_probe(probe_id: str, environment_id: PydanticObjectId | None = None) -> Probe:
+    """The probe; with `environment_id`, only one that environment started (another's is NOT_FOUND, like any record
+    of another environment: which hosts and processes run its workers is none of its business)."""
     if not PydanticObjectId.is_valid(probe_id):
-        raise NotFoundError(f"probe {probe_id} not found", field="id")
-    probe = await Probe.get(PydanticObjectId(probe_id))
+        raise NotFoundError(f"probe {probe_id[:64]} not found", field="id")
+    query: dict[str, object] = {"_id": PydanticObjectId(probe_id)}
+    if environment_id is not None:
+        query["environment_id"] = environment_id
+    probe = await Probe.find_one(query)
     if probe is None:
         raise NotFoundError(f"probe {probe_id} not found", field="id")
     return probe

@@ -6,6 +6,7 @@ signed by the server; every inbox request and websocket carries it, and it reach
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +26,8 @@ from tidings.subscribers.commands import UpsertSubscriber
 from tidings.subscribers.service import upsert_subscriber
 
 SESSION_SIGNING_CONTEXT = "inbox-session-v1"
+# A hex HMAC-SHA256. Checked before comparing: `hmac.compare_digest` raises on non-ASCII text, which a client sends.
+_HASH = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,9 @@ async def open_session(
     if subscriber_hash is None:
         if environment.inbox_hmac_required:
             raise UnauthenticatedError("this environment requires subscriberHash", field="subscriberHash")
-    elif not subscriber_hash_matches(environment, subscriber_id, subscriber_hash, cipher):
+    elif not _HASH.fullmatch(subscriber_hash) or not subscriber_hash_matches(
+        environment, subscriber_id, subscriber_hash, cipher
+    ):
         raise ForbiddenError("subscriberHash does not match subscriberId", field="subscriberHash")
     # As in Novu: a subscriber the backend has not created yet gets a record (with nothing but its id) on first use.
     command = validated(UpsertSubscriber, {"subscriber_id": subscriber_id}, prefix="")

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import strawberry
 
 from tidings.graphql.context import Info
+from tidings.graphql.inbox.inputs import checked_tags
 from tidings.graphql.inbox.mappers import notification_to_graphql, session_to_graphql
 from tidings.graphql.inbox.types import InboxActionKind, InboxBulkResult, InboxNotification, InboxSession
 from tidings.graphql.permissions import require_subscriber
@@ -94,13 +95,13 @@ class InboxMutations:
     @strawberry.mutation(description="Mark every unread message read (only those of workflows with these tags).")
     async def inbox_mark_all_read(self, info: Info, tags: list[str] | None = None) -> InboxBulkResult:
         owner = require_subscriber(info)
-        updated = await state.mark_all_read(owner, tags or [], info.context.hub, info.context.queue)
+        updated = await state.mark_all_read(owner, checked_tags(tags, "tags"), info.context.hub, info.context.queue)
         return InboxBulkResult(updated=updated)
 
     @strawberry.mutation(description="Archive every read message (only those of workflows with these tags).")
     async def inbox_archive_all_read(self, info: Info, tags: list[str] | None = None) -> InboxBulkResult:
         owner = require_subscriber(info)
-        updated = await state.archive_all_read(owner, tags or [], info.context.hub, info.context.queue)
+        updated = await state.archive_all_read(owner, checked_tags(tags, "tags"), info.context.hub, info.context.queue)
         return InboxBulkResult(updated=updated)
 
     @strawberry.mutation(

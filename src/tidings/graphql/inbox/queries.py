@@ -33,7 +33,11 @@ class InboxQueries:
     @strawberry.field(description=f"Exact counts for each filter, in order (at most {MAX_COUNT_FILTERS}).")
     async def inbox_counts(self, info: Info, filters: list[InboxFilterInput]) -> list[InboxCounts]:
         owner = require_subscriber(info)
-        counts = await counts_for(owner.environment_id, owner.subscriber_id, [item.to_domain() for item in filters])
+        counts = await counts_for(
+            owner.environment_id,
+            owner.subscriber_id,
+            [item.to_domain(f"filters.{index}") for index, item in enumerate(filters)],
+        )
         return [counts_to_graphql(item) for item in counts]
 
     @strawberry.field(description="What applies to this subscriber per workflow and channel, with the reason.")
