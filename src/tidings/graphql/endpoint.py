@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -118,6 +119,15 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def close_websockets_for_restart(self) -> None:
         await asyncio.gather(*(s.close(CLOSE_SERVICE_RESTART, RESTART_REASON) for s in list(self.open_sockets)))
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry answers malformed JSON with 400 but JSON nested past Python's recursion limit would be a 500:
+        # report it as the malformed JSON it is.
+        try:
+            return super().decode_json(data)
+        except RecursionError as error:
+            text = data.decode(errors="replace") if isinstance(data, bytes) else data
+            raise json.JSONDecodeError("nested too deeply", text[:100], 0) from error
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
         if self.queue is None or self.hub is None:

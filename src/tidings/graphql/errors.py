@@ -21,6 +21,7 @@ from tidings.core.errors import RateLimitedError, TidingsError
 logger = logging.getLogger(__name__)
 
 INTERNAL_MESSAGE = "Unexpected error."
+MAX_MESSAGE_CHARS = 500
 
 _VARIABLE = re.compile(r"^Variable '\$(?P<name>\w+)' has invalid (?:default )?value(?: at (?P<path>[^:]*))?: ")
 _PATH_PART = re.compile(r"\.(\w+)|\[(\d+)\]")
@@ -131,6 +132,8 @@ class CodedErrors(MaskErrors):
             )
             extensions = {"code": "INTERNAL"}
             message = INTERNAL_MESSAGE
+        if len(message) > MAX_MESSAGE_CHARS:  # a not-found message quotes the id it was given, however long
+            message = message[: MAX_MESSAGE_CHARS - 1] + "…"
         return GraphQLError(
             message=message,
             nodes=error.nodes,

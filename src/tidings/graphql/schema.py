@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
-from typing import Any
+from typing import Any, override
 
 import strawberry
 from graphql.error import GraphQLError
@@ -17,7 +18,8 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from tidings.graphql.activity.queries import ActivityQueries
 from tidings.graphql.diagnostics.mutations import DiagnosticsMutations
@@ -83,6 +85,35 @@ class TidingsSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Strawberry logs every error at ERROR with its message, and graphql-core's messages quote the variables a
         client sent (passwords too). `CodedErrors` logs the unexpected ones instead; the rest are the client's."""
+
+    @override
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        result = await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        # A syntax error raised by a parsing extension (ParserCache, the token limit) leaves the operation before
+        # the extensions' exit hooks run, so it would go out without a code: give it the one CodedErrors gives.
+        if result.errors and any("code" not in (error.extensions or {}) for error in result.errors):
+            coder = CodedErrors()
+            result.errors = [
+                error if "code" in (error.extensions or {}) else coder.anonymise_error(error) for error in result.errors
+            ]
+        return result
 
 
 def build_schema(
