@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ from tests.api.conftest import GraphQL
 from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, isolated_settings, role_env
 from tests.sinks import HttpSink, SmtpSink, header, http_sink, parts, smtp_sink
 from tidings.app.settings import Settings
+from tidings.core.clock import utcnow
 from tidings.core.crypto import Cipher
 from tidings.environments.service import create_environment
 from tidings.inbox.documents import InboxMessage
-from tidings.notifications.documents import Job, JobStatus, Notification
+from tidings.notifications.documents import Digest, DigestStatus, Job, JobStatus, Notification
 
 CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
 CREATE_INTEGRATION = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { identifier } }"
@@ -290,6 +292,11 @@ async def test_five_events_in_a_digest_window_make_one_email(stack: Stack) -> No
     assert sorted(digests[0]["html"].count(f"<li>{n}</li>") for n in range(5)) == [1] * 5
     merged = await Job.find({"workflow_id": "digested", "status": JobStatus.MERGED}).count()
     assert merged == 4
+    # The closed digest holds the events' payloads: it expires with the jobs that carried them (retention).
+    closed = await Digest.find({"workflow_id": "digested"}).to_list()
+    assert [digest.status for digest in closed] == [DigestStatus.CLOSED]
+    assert closed[0].expires_at is not None
+    assert closed[0].expires_at > utcnow() + timedelta(days=1)
 
 
 async def test_cancel_stops_a_delayed_job(stack: Stack) -> None:

@@ -181,7 +181,15 @@ CASES: list[Case] = [
     # The retention sweep (engine.retention): the oldest expiries of each collection, and execution details due.
     *(
         (collection, {"expires_at": {"$lte": NOW}}, {"expires_at": 1}, None, "expires_at_1")
-        for collection in ("inbox_messages", "inbox_events", "notifications", "triggers", "webhook_deliveries", "jobs")
+        for collection in (
+            "inbox_messages",
+            "inbox_events",
+            "notifications",
+            "triggers",
+            "webhook_deliveries",
+            "digests",
+            "jobs",
+        )
     ),
     ("jobs", {"details_expire_at": {"$lte": NOW}}, {"details_expire_at": 1}, None, "details_expire_at_1"),
     # eraseSubscriber: the subscriber's notifications page by page, their jobs, whether a trigger had other

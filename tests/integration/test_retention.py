@@ -31,7 +31,7 @@ from tidings.inbox.documents import InboxEvent, InboxMessage
 from tidings.inbox.service import NewMessage, deliver_in_app
 from tidings.tasks.publisher import RedisPublisher
 
-EXPIRING = ("inbox_messages", "inbox_events", "triggers", "notifications", "jobs", "webhook_deliveries")
+EXPIRING = ("inbox_messages", "inbox_events", "triggers", "notifications", "jobs", "webhook_deliveries", "digests")
 DAY = timedelta(days=1)
 
 

@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from tidings.engine.context import StepContext, lookup
 from tidings.engine.outcome import Outcome, completed, failed, parked, skipped
 from tidings.notifications.documents import Digest, DigestStatus, JobStatus, ThrottleWindow
+from tidings.notifications.retention import trigger_expiry
 from tidings.workflows.steps import DelayStep, DigestStep, DigestStrategy, ThrottleStep, to_timedelta
 
 _MAX_EVENTS_KEPT = 1000  # a digest stores at most this many payloads (the count keeps counting)
@@ -83,8 +84,9 @@ async def run_digest(ctx: StepContext, step: DigestStep) -> Outcome:
                 status=DigestStatus.CLOSED,
                 leader_job_id=ctx.job.id,
                 events=[_event(ctx)],
-                count=1,
+                event_count=1,
                 window_ends_at=ctx.now,
+                expires_at=await trigger_expiry(ctx.job.environment_id, ctx.now),
             ).insert()
             return completed({"events": [_event(ctx)], "count": 1}, strategy="backoff", sent_at_once=True)
     return await _join_digest(ctx, scope, step.window.to_timedelta())
@@ -118,7 +120,7 @@ async def _join_digest(ctx: StepContext, scope: dict[str, Any], window: timedelt
 async def _close_digest(ctx: StepContext) -> Outcome:
     digest = await Digest.get_pymongo_collection().find_one_and_update(
         {"leader_job_id": ctx.job.id, "status": DigestStatus.OPEN},
-        {"$set": {"status": DigestStatus.CLOSED}},
+        {"$set": {"status": DigestStatus.CLOSED, "expires_at": await trigger_expiry(ctx.job.environment_id, ctx.now)}},
         return_document=ReturnDocument.AFTER,
     )
     if digest is None:  # closed by an earlier run of this job that died before recording its outcome

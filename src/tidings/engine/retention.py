@@ -16,12 +16,12 @@ from beanie import Document
 
 from tidings.core.clock import utcnow
 from tidings.inbox.documents import InboxEvent, InboxMessage
-from tidings.notifications.documents import OPEN_JOB_STATUSES, Job, JobStatus, Notification, Trigger
+from tidings.notifications.documents import OPEN_JOB_STATUSES, Digest, Job, JobStatus, Notification, Trigger
 from tidings.webhooks.documents import WebhookDelivery
 
 # Jobs get an expiry only when they finish; the sweep checks that too, so an open job is never deleted.
 FINISHED_JOB_STATUSES = [status.value for status in JobStatus if status not in (*OPEN_JOB_STATUSES, JobStatus.RUNNING)]
-_EXPIRING: tuple[type[Document], ...] = (InboxMessage, InboxEvent, Notification, Trigger, WebhookDelivery, Job)
+_EXPIRING: tuple[type[Document], ...] = (InboxMessage, InboxEvent, Notification, Trigger, WebhookDelivery, Digest, Job)
 
 
 @dataclass(slots=True)

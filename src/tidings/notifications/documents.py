@@ -215,6 +215,8 @@ class Digest(Document):
     event_count: int = 0  # all events, also those beyond the ones kept in `events`
     window_ends_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
+    # Set when the digest closes (its events hold payloads): kept as long as the jobs that carried them.
+    expires_at: datetime | None = None
 
     class Settings:
         name = "digests"
@@ -229,6 +231,8 @@ class Digest(Document):
             IndexModel([*_STEP_KEY, ("created_at", ASCENDING)]),
             # Erasing a subscriber (subscribers.erasure).
             IndexModel([("environment_id", ASCENDING), ("subscriber_id", ASCENDING)]),
+            # Retention (environments.retention): MongoDB deletes the record once `expires_at` passed.
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
         ]
 
 
