@@ -314,7 +314,24 @@ async def test_widget_on_another_origin_uses_cors(stack: Stack, browser: Browser
                     "Access-Control-Request-Headers": "authorization,content-type",
                 },
             )
+            granted = await client.options(
+                f"{api_url}/graphql",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+                },
+            )
+            answer = await client.post(
+                f"{api_url}/graphql", json={"query": "{ __typename }"}, headers={"Origin": origin}
+            )
         assert "access-control-allow-origin" not in preflight.headers  # an origin not listed gets no CORS grant
+        assert granted.status_code == 200
+        assert granted.headers["access-control-allow-origin"] == origin
+        assert "idempotency-key" in granted.headers["access-control-allow-headers"].lower()
+        exposed = answer.headers["access-control-expose-headers"].lower()
+        assert "retry-after" in exposed
+        assert "idempotency-replayed" in exposed
     finally:
         api.stop()
 

@@ -13,7 +13,10 @@ def cors_middleware(origins: list[str]) -> Middleware:
         CORSMiddleware,
         allow_origins=origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        # Not CORS-safelisted, so a browser script could not read them otherwise: when to retry after a 429, and
+        # whether an answer was a replay.
+        expose_headers=["Retry-After", "Idempotency-Replayed"],
         allow_credentials=False,
         max_age=600,
     )
