@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pymongo.errors import AutoReconnect
 from redis.asyncio import Redis
 
 from tests.servers import RoleProcess, role_env
@@ -63,6 +64,34 @@ async def test_a_stopped_leader_hands_over_at_once(redis: Redis) -> None:
     await asyncio.sleep(0.5)
     await second.halt()
     assert second.ticks > 0
+
+
+async def test_a_database_error_in_a_tick_does_not_end_the_leader(redis: Redis) -> None:
+    """A primary election fails one tick; the next ticks run, and the leader keeps its lock."""
+    key = f"test:leader:{uuid.uuid4().hex}"
+    failures = 0
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal failures, ticks
+        ticks += 1
+        if failures < 3:
+            failures += 1
+            raise AutoReconnect("primary stepped down")
+
+    lock = LeaderLock(redis, 5.0, key=key)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_scheduler(lock, tick, 0.05, stop))
+    for _ in range(100):
+        if ticks >= 6:
+            break
+        await asyncio.sleep(0.05)
+    assert not task.done(), task
+    assert await redis.get(key) == lock.token.encode()
+    stop.set()
+    await task
+    assert failures == 3
+    assert ticks >= 6
 
 
 async def test_a_dead_leader_is_replaced_after_its_lock_expires(redis: Redis) -> None:

@@ -11,11 +11,13 @@ so any number of sweeps, in any order, never queue a job twice at once.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from tidings.core.clock import utcnow
@@ -27,6 +29,9 @@ from tidings.inbox.state import wake_snoozed
 from tidings.notifications.documents import Job, JobStatus, Trigger, TriggerStatus
 from tidings.notifications.service import PROCESS_TRIGGER_TASK, RUN_JOB_TASK
 from tidings.webhooks.sweep import sweep_webhook_deliveries
+
+logger = logging.getLogger(__name__)
+_RETENTION_BACKLOG_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,5 +116,14 @@ class Sweeper:
         except QueueUnavailableError:
             pass  # the jobs stay where they are in MongoDB; the next tick tries again
         if time.monotonic() >= self.retention_due:
-            swept = await sweep_expired(self.policy.batch)
-            self.retention_due = time.monotonic() + (0.0 if swept.backlog else self.policy.retention_every_seconds)
+            # Optional housekeeping (MongoDB's TTL monitor does the same): it must neither stop the tick that wakes
+            # due jobs nor crowd it out, so a failure waits for the next period and a backlog is taken a batch per
+            # collection a second, not every tick.
+            wait = self.policy.retention_every_seconds
+            try:
+                swept = await sweep_expired(self.policy.batch)
+                if swept.backlog:
+                    wait = min(wait, _RETENTION_BACKLOG_SECONDS)
+            except PyMongoError as error:
+                logger.warning("retention sweep failed, next try in %gs: %s", wait, type(error).__name__)
+            self.retention_due = time.monotonic() + wait

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import Gauge
+from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -75,7 +76,12 @@ async def run_scheduler(lock: LeaderLock, tick: Tick, tick_seconds: float, stop:
                 leading = now_leading
                 LEADER.set(int(leading))
             if leading:
-                await tick()
+                try:
+                    await tick()
+                except PyMongoError as exc:
+                    # A primary election or a network blip: what the tick did not do is still due in MongoDB and
+                    # the next tick does it; the leader stays (its lock is in Redis).
+                    logger.warning("scheduler tick failed, retrying next tick: %s", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
     finally:
