@@ -235,6 +235,30 @@ async def test_an_interrupted_erasure_is_finished_by_running_it_again(stack: Sta
         assert await stack.count(collection, stack.alpha_id, "halfway") == 0, collection
 
 
+async def test_a_trigger_still_fanning_out_is_kept_without_the_erased_subscriber(stack: Stack) -> None:
+    """Its topic's members may not have their notifications yet: deleting it would cancel theirs."""
+    await stack.alpha.data(SUBSCRIBER, id="early")
+    transaction_id = await _trigger(stack.alpha, "hello", "early")
+
+    async def delivered() -> int:
+        return await stack.count("inbox_messages", stack.alpha_id, "early")
+
+    await stack.eventually(delivered, "the in-app message")
+    # As if the trigger's topic pages were still being fanned out.
+    await stack.db.triggers.update_one(
+        {"environment_id": stack.alpha_id, "transaction_id": transaction_id},
+        {"$set": {"status": "accepted"}, "$push": {"to": {"subscriber_id": None, "topic_key": "fans"}}},
+    )
+
+    erased = (await stack.alpha.data(ERASE, id="early"))["eraseSubscriber"]
+
+    assert erased["notifications"] == 1
+    assert erased["triggers"] == 0
+    kept = await stack.db.triggers.find_one({"environment_id": stack.alpha_id, "transaction_id": transaction_id})
+    assert kept is not None
+    assert [entry.get("topic_key") for entry in kept["to"]] == ["fans"]  # the erased subscriber is gone from it
+
+
 def _near(value: datetime | None, expected: datetime) -> bool:
     return value is not None and abs(value - expected) < timedelta(seconds=5)
 

@@ -11,23 +11,30 @@ from typing import Any
 
 from beanie import PydanticObjectId
 
-from tidings.notifications.documents import Digest, Job, Notification, ThrottleWindow, Trigger
+from tidings.notifications.documents import Digest, Job, Notification, ThrottleWindow, Trigger, TriggerStatus
 
 ERASE_BATCH = 500
 
 
 async def _erase_triggers(trigger_ids: set[PydanticObjectId], subscriber_id: str) -> int:
-    """Delete each trigger no other subscriber's notification refers to; returns how many were deleted."""
+    """Delete each finished trigger no other subscriber's notification refers to; returns how many were deleted.
+
+    A trigger still fanning out (ACCEPTED) is kept whatever it has written so far: its topics' members may not have
+    their notifications yet. It only loses the subscriber from `to`, so a resumed fan-out does not notify them again.
+    """
     triggers = Trigger.get_pymongo_collection()
     notifications = Notification.get_pymongo_collection()
     deleted = 0
     for trigger_id in trigger_ids:
         # Two rows of the (trigger_id, subscriber_id) index tell whether anyone else was notified.
         rows = notifications.find({"trigger_id": trigger_id}, {"subscriber_id": 1}).limit(2)
-        if any([row["subscriber_id"] != subscriber_id async for row in rows]):
-            await triggers.update_one({"_id": trigger_id}, {"$pull": {"to": {"subscriber_id": subscriber_id}}})
-        else:
-            deleted += (await triggers.delete_one({"_id": trigger_id})).deleted_count
+        others = any([row["subscriber_id"] != subscriber_id async for row in rows])
+        if not others:
+            finished = {"_id": trigger_id, "status": {"$in": [TriggerStatus.PROCESSED, TriggerStatus.CANCELED]}}
+            if (await triggers.delete_one(finished)).deleted_count:
+                deleted += 1
+                continue
+        await triggers.update_one({"_id": trigger_id}, {"$pull": {"to": {"subscriber_id": subscriber_id}}})
     return deleted
 
 
