@@ -4,6 +4,8 @@ scoped by API key, expiry, queries untouched, transient answers not kept, and 50
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -26,9 +29,11 @@ from tidings.environments.service import IssuedEnvironment, create_environment
 from tidings.notifications.documents import Trigger
 
 TTL_SECONDS = 5
+LOCK_SECONDS = 1  # a request holding the gate outlives its claim's first term: the claim must be renewed
 CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
 CREATE_INTEGRATION = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { identifier } }"
 TRIGGER = "mutation($input: TriggerInput!) { trigger(input: $input) { transactionId duplicate } }"
+BULK = "mutation($input: BulkTriggerInput!) { bulkTrigger(input: $input) { transactionId duplicate } }"
 TEST_SEND = "mutation($id: String!) { testIntegration(identifier: $id) { success message } }"
 SESSION = (
     "mutation($app: String!, $s: String!) { inboxSession(applicationIdentifier: $app, subscriberId: $s) { token } }"
@@ -67,6 +72,7 @@ def api_settings(mongodb_url: str, redis_url: str, tmp_path_factory: pytest.Temp
     return isolated_settings(mongodb_url, redis_url, tmp_path_factory.mktemp("api")).model_copy(
         update={
             "idempotency_ttl_seconds": TTL_SECONDS,
+            "idempotency_lock_seconds": LOCK_SECONDS,
             "allow_private_network_urls": True,
             "rate_inbox_session_per_second": 0.01,
             "rate_inbox_session_burst": 1,
@@ -152,6 +158,7 @@ async def test_409_while_the_first_request_runs_then_the_replay(
     first = asyncio.create_task(_post(client, alpha.api_key, TEST_SEND, idem="send-1", id="webhook"))
     try:
         assert await asyncio.to_thread(hold.entered.wait, 30), "the test send never reached the provider"
+        await asyncio.sleep(LOCK_SECONDS * 2.5)  # past the claim's first term: it is renewed while the request runs
         running = await _post(client, alpha.api_key, TEST_SEND, idem="send-1", id="webhook")
         assert running.status_code == 409
         assert running.json() == {"error": "a request with this Idempotency-Key is still in progress; retry later"}
@@ -175,8 +182,66 @@ async def test_a_kept_answer_expires(
     first = await _ok(await _post(client, alpha.api_key, TRIGGER, idem="expiring", input=EVENT))
     await asyncio.sleep(TTL_SECONDS + 0.5)  # waiting out the TTL, not asserting speed
     later = await _post(client, alpha.api_key, TRIGGER, idem="expiring", input=EVENT)
-    assert "idempotency-replayed" not in later.headers
-    assert (await _ok(later))["trigger"]["transactionId"] != first["trigger"]["transactionId"]
+    assert "idempotency-replayed" not in later.headers  # run again, not replayed…
+    again = (await _ok(later))["trigger"]
+    # …and the trigger's transactionId, derived from the key, finds the trigger of the first run: never two.
+    assert again == {"transactionId": first["trigger"]["transactionId"], "duplicate": True}
+
+
+async def test_a_retry_whose_first_answer_was_lost_finds_the_recorded_trigger(
+    client: httpx.AsyncClient, prepared: tuple[IssuedEnvironment, IssuedEnvironment], api_settings: Settings
+) -> None:
+    """An answer that is not kept (the queue was down: UNAVAILABLE, or the process died) releases the key; the retry
+    runs again, and must not make a second trigger of a request that sent no transactionId."""
+    alpha = prepared[0]
+    before = await _triggers(alpha)
+    first = (await _ok(await _post(client, alpha.api_key, TRIGGER, idem="lost-1", input=EVENT)))["trigger"]
+    assert first["transactionId"].startswith("idem-")
+    redis = Redis.from_url(api_settings.require_redis_url())
+    try:
+        caller = hashlib.sha256(f"ApiKey {alpha.api_key}".encode()).hexdigest()
+        assert await redis.delete(f"tidings:idempotency:{caller}:{hashlib.sha256(b'lost-1').hexdigest()}") == 1
+    finally:
+        await redis.aclose()
+    retried = await _post(client, alpha.api_key, TRIGGER, idem="lost-1", input=EVENT)
+    assert "idempotency-replayed" not in retried.headers
+    assert (await _ok(retried))["trigger"] == {"transactionId": first["transactionId"], "duplicate": True}
+    assert await _triggers(alpha) == before + 1
+
+    bulk = {"events": [EVENT, EVENT, {**EVENT, "transactionId": "given-by-caller"}]}
+    ids = [
+        one["transactionId"]
+        for one in (await _ok(await _post(client, alpha.api_key, BULK, idem="bulk-1", input=bulk)))["bulkTrigger"]
+    ]
+    assert ids[2] == "given-by-caller"
+    assert ids[0].startswith("idem-")
+    assert ids[1].startswith("idem-")
+    assert ids[0] != ids[1]
+    assert await _triggers(alpha) == before + 4
+
+
+async def test_a_client_gone_mid_upload_leaves_the_key_free(
+    client: httpx.AsyncClient, prepared: tuple[IssuedEnvironment, IssuedEnvironment]
+) -> None:
+    alpha = prepared[0]
+    body = json.dumps({"query": TRIGGER, "variables": {"input": EVENT}}).encode()
+    host, port = client.base_url.host, client.base_url.port
+    assert port is not None
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Authorization: ApiKey {alpha.api_key}\r\nIdempotency-Key: upload-1\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body[: len(body) // 2])
+    await writer.drain()
+    writer.close()  # gone before the rest of the body
+    await writer.wait_closed()
+    del reader
+    before = await _triggers(alpha)
+    whole = await _post(client, alpha.api_key, TRIGGER, idem="upload-1", input=EVENT)
+    assert whole.status_code == 200, whole.text  # not 409 (a claim left behind) nor 422 (half a body fingerprinted)
+    assert "idempotency-replayed" not in whole.headers
+    assert await _triggers(alpha) == before + 1
 
 
 async def test_queries_pass_through_and_bad_keys_are_refused(

@@ -15,16 +15,21 @@ it unguarded could run it twice — the one thing the client asked us not to do.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
+import secrets
 from typing import Any
 
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.graphql.context import IDEMPOTENCY_SEED_STATE
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,21 @@ _TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
 _TRANSIENT_CODES = frozenset({"INTERNAL", "UNAVAILABLE", "RATE_LIMITED"})
 # A key whose record vanished between our SET NX and GET (it just expired) is claimed again, this often at most.
 _CLAIM_ATTEMPTS = 3
+
+# KEYS[1] the record; ARGV: owner, the final record ('' = release), its TTL. Acts only while the claim is ours.
+_FINISH = """
+local current = redis.call('GET', KEYS[1])
+if not current or cjson.decode(current)['owner'] ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+return 1
+"""
+# KEYS[1] the record; ARGV: owner, seconds. Extends a running claim that is still ours.
+_RENEW = """
+local current = redis.call('GET', KEYS[1])
+if not current or cjson.decode(current)['owner'] ~= ARGV[1] then return 0 end
+return redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+"""
 
 
 class IdempotencyMiddleware:
@@ -60,17 +80,24 @@ class IdempotencyMiddleware:
         if not _valid_key(key):
             await _answer(send, 400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
             return
-        body = await _read_body(receive)
+        body, complete = await _read_body(receive)
+        if not complete:
+            return  # the client left mid-upload: nothing to run, and the key stays free for its retry
         replay = _replaying_receive(body, receive)
         if scope["path"] == "/graphql" and not _is_mutation(body, self.max_tokens):
             await self.app(scope, replay, send)
-            return
+        else:
+            await self._guarded(scope, replay, send, key, body)
+
+    async def _guarded(self, scope: Scope, replay: Receive, send: Send, key: bytes, body: bytes) -> None:
+        """Runs the request once per key: claims the key, or answers from (or about) the claim already there."""
         redis = _redis(scope)
         caller = hashlib.sha256(_header(scope, b"authorization") or b"").hexdigest()
         record_key = f"{KEY_PREFIX}:{caller}:{hashlib.sha256(key).hexdigest()}"
         digest = hashlib.sha256(body).hexdigest()
+        owner = secrets.token_hex(16)
         try:
-            existing = await self._claim(redis, record_key, digest)
+            existing = await self._claim(redis, record_key, digest, owner)
         except RedisError as error:
             logger.warning("Idempotency-Key refused: Redis unavailable (%s)", type(error).__name__)
             await _answer(send, 503, "the idempotency store is unavailable; retry later with the same key")
@@ -78,11 +105,14 @@ class IdempotencyMiddleware:
         if existing is not None:
             await self._answer_existing(send, existing, digest)
             return
-        await self._run(scope, replay, send, redis=redis, record_key=record_key, digest=digest)
+        # Seeds the transactionId a trigger without one gets, so a retry of a trigger whose answer was not kept
+        # (the queue was down, the client never saw it) finds the trigger recorded the first time.
+        scope.setdefault("state", {})[IDEMPOTENCY_SEED_STATE] = record_key
+        await self._run(scope, replay, send, redis=redis, record_key=record_key, digest=digest, owner=owner)
 
-    async def _claim(self, redis: Redis, record_key: str, digest: str) -> dict[str, Any] | None:
+    async def _claim(self, redis: Redis, record_key: str, digest: str, owner: str) -> dict[str, Any] | None:
         """None when this request claimed the key, else the record already there."""
-        running = json.dumps({"state": "running", "request": digest})
+        running = json.dumps({"state": "running", "request": digest, "owner": owner})
         for _ in range(_CLAIM_ATTEMPTS):
             if await redis.set(record_key, running, nx=True, ex=self.lock_seconds):
                 return None
@@ -105,7 +135,7 @@ class IdempotencyMiddleware:
             await send({"type": "http.response.body", "body": body})
 
     async def _run(
-        self, scope: Scope, receive: Receive, send: Send, *, redis: Redis, record_key: str, digest: str
+        self, scope: Scope, receive: Receive, send: Send, *, redis: Redis, record_key: str, digest: str, owner: str
     ) -> None:
         status = 0
         headers: list[tuple[str, str]] = []
@@ -129,23 +159,37 @@ class IdempotencyMiddleware:
             await send(message)
 
         kept = False
+        # Only the request that claimed the key writes or releases it; the claim is renewed while it runs, so a
+        # slow request is not run a second time by a retry that finds the claim expired.
+        renewing = asyncio.create_task(self._renew(redis, record_key, owner))
         try:
             await self.app(scope, receive, capturing_send)
             body = b"".join(chunks)
             if status and size <= self.max_body_bytes and _final(status, scope["path"], body):
                 record = {"state": "done", "request": digest, "status": status, "headers": headers}
                 record["body"] = base64.b64encode(body).decode()
-                await redis.set(record_key, json.dumps(record), ex=self.ttl_seconds)
-                kept = True
+                kept = bool(await redis.eval(_FINISH, 1, record_key, owner, json.dumps(record), self.ttl_seconds))
         except RedisError as error:
             # The answer went out already; the key is released below so a retry runs again.
             logger.warning("Idempotency-Key answer not kept: Redis unavailable (%s)", type(error).__name__)
         finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
             if not kept:
                 try:
-                    await redis.delete(record_key)
+                    await redis.eval(_FINISH, 1, record_key, owner, "", 0)
                 except RedisError as error:
                     logger.warning("Idempotency-Key not released: Redis unavailable (%s)", type(error).__name__)
+
+    async def _renew(self, redis: Redis, record_key: str, owner: str) -> None:
+        while True:
+            await asyncio.sleep(self.lock_seconds / 3)
+            try:
+                if not await redis.eval(_RENEW, 1, record_key, owner, self.lock_seconds):
+                    return  # no longer ours (it expired while Redis was unreachable): nothing to keep alive
+            except RedisError:
+                continue  # the claim may still be there when Redis is back
 
 
 def _guarded_path(path: str) -> bool:
@@ -169,17 +213,16 @@ def _redis(scope: Scope) -> Redis:
     return redis
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The whole request body; BodyLimitMiddleware, outside this one, bounds it."""
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request body, and whether all of it arrived; BodyLimitMiddleware, outside this one, bounds it."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return b"".join(chunks), False
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks), True
 
 
 def _replaying_receive(body: bytes, receive: Receive) -> Receive:

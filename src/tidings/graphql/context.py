@@ -49,9 +49,15 @@ class Context:
     environment: Environment | None = field(default=None)
     # Per-environment token buckets, taken by the `RateLimits` extension before a mutation runs; None = unlimited.
     limiter: RateLimiter | None = None
+    # Set when the request carries an Idempotency-Key (app.idempotency): triggers sent without a transactionId get
+    # one derived from it, so the retry of a trigger whose answer was lost finds the trigger already recorded.
+    idempotency_seed: str | None = None
 
 
 type Info = StrawberryInfo[Context, None]
+
+# The key of the request scope's state under which app.idempotency leaves the seed of derived transaction ids.
+IDEMPOTENCY_SEED_STATE = "idempotency_seed"
 
 
 def parse_api_key(authorization: str | None) -> str | None:

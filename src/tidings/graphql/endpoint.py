@@ -22,7 +22,13 @@ from tidings.core.limits import Limits
 from tidings.core.queue import TaskQueue
 from tidings.engine.delivery import Sender
 from tidings.environments.ratelimits import RateLimiter
-from tidings.graphql.context import Context, InboxOptions, parse_api_key, parse_subscriber_token
+from tidings.graphql.context import (
+    IDEMPOTENCY_SEED_STATE,
+    Context,
+    InboxOptions,
+    parse_api_key,
+    parse_subscriber_token,
+)
 from tidings.inbox.hub import InboxHub
 from tidings.inbox.sessions import ExpiredTokenError, verify_session
 
@@ -146,4 +152,5 @@ class GraphQLApp(GraphQL[Context, None]):
             allow_private_networks=self.allow_private_networks,
             subscriber_token=parse_subscriber_token(authorization),
             limiter=self.limiter,
+            idempotency_seed=request.scope.get("state", {}).get(IDEMPOTENCY_SEED_STATE),
         )

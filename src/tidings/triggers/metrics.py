@@ -1,5 +1,5 @@
 """Triggers accepted and refused, counted where they are decided (the domain), so every API that triggers — GraphQL
-today, the REST API too — counts the same way: one per event, a bulk call counting each of its events."""
+today, a REST API later — counts the same way: one per event, a bulk call counting each of its events."""
 
 from __future__ import annotations
 

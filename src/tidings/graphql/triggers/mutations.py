@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import strawberry
 
 from tidings.core.errors import ValidationError
@@ -10,6 +12,18 @@ from tidings.graphql.permissions import require_environment_id
 from tidings.graphql.triggers.inputs import BulkTriggerInput, TriggerInput, to_event
 from tidings.graphql.triggers.types import CancelTriggerResult, TriggerResult
 from tidings.triggers import service
+from tidings.triggers.commands import TriggerEvent
+
+
+def _with_transaction_id(info: Info, event: TriggerEvent, index: int | None = None) -> TriggerEvent:
+    """A trigger sent without a transactionId under an Idempotency-Key gets one derived from the key and its place in
+    the operation, so retrying the request finds what the first attempt recorded even when its answer was lost."""
+    seed = info.context.idempotency_seed
+    if seed is None or event.transaction_id is not None:
+        return event
+    place = ".".join(str(part) for part in info.path.as_list()) + ("" if index is None else f".{index}")
+    derived = hashlib.sha256(f"{seed}|{place}".encode()).hexdigest()[:40]
+    return event.model_copy(update={"transaction_id": f"idem-{derived}"})
 
 
 def _result(result: service.TriggerResult) -> TriggerResult:
@@ -21,9 +35,8 @@ class TriggerMutations:
     @strawberry.mutation(description="Start a workflow for subscribers, inline subscribers and topics.")
     async def trigger(self, info: Info, input: TriggerInput) -> TriggerResult:
         environment_id = await require_environment_id(info)
-        accepted = await service.accept_trigger(
-            environment_id, to_event(input), info.context.queue, info.context.limits
-        )
+        event = _with_transaction_id(info, to_event(input))
+        accepted = await service.accept_trigger(environment_id, event, info.context.queue, info.context.limits)
         return _result(accepted)
 
     @strawberry.mutation(description="Up to 100 triggers at once; nothing is recorded if one of them is refused.")
@@ -32,7 +45,10 @@ class TriggerMutations:
         limits = info.context.limits
         if len(input.events) > limits.bulk_trigger_max:  # before converting each event
             raise ValidationError(f"send 1 to {limits.bulk_trigger_max} events", field="input.events")
-        events = [to_event(event, f"input.events.{index}") for index, event in enumerate(input.events)]
+        events = [
+            _with_transaction_id(info, to_event(event, f"input.events.{index}"), index)
+            for index, event in enumerate(input.events)
+        ]
         accepted = await service.accept_triggers(environment_id, events, info.context.queue, limits)
         return [_result(one) for one in accepted]
 
