@@ -15,6 +15,7 @@ from tidings.app.settings import Settings
 from tidings.core.crypto import Cipher
 from tidings.environments.service import IssuedEnvironment, create_environment
 from tidings.notifications.documents import Trigger
+from tidings.subscribers.documents import Subscriber
 
 CREATE_TOPIC = "mutation($key: String!) { createTopic(input: {key: $key, name: $key}) { key } }"
 GET_TOPIC = "query($key: String!) { topic(key: $key) { key } }"
@@ -24,6 +25,10 @@ BULK = "mutation($input: BulkTriggerInput!) { bulkTrigger(input: $input) { trans
 CANCEL = "mutation($t: String!) { cancelTrigger(transactionId: $t) { canceledJobs } }"
 SESSION = (
     "mutation($app: String!, $s: String!) { inboxSession(applicationIdentifier: $app, subscriberId: $s) { token } }"
+)
+SESSION_WITH_HASH = (
+    "mutation($app: String!, $s: String!, $h: String!) "
+    "{ inboxSession(applicationIdentifier: $app, subscriberId: $s, subscriberHash: $h) { token } }"
 )
 
 # Config refills fast enough to wait for; triggers and inbox sessions so slowly that nothing refills during a test.
@@ -132,8 +137,13 @@ async def test_inbox_sessions_have_a_bucket_per_environment(
     client: httpx.AsyncClient, fresh: IssuedEnvironment, environments: tuple[IssuedEnvironment, IssuedEnvironment]
 ) -> None:
     app = fresh.environment.application_identifier
+    # Anyone knows the applicationIdentifier: calls with a wrong subscriberHash are refused and spend nothing.
+    for _ in range(SESSION_BURST * 3):
+        wrong = (await _post(client, None, SESSION_WITH_HASH, app=app, s="intruder", h="0" * 64)).json()
+        assert wrong["errors"][0]["extensions"] == {"code": "FORBIDDEN", "field": "subscriberHash"}
     for index in range(SESSION_BURST):
         assert (await _ok(await _post(client, None, SESSION, app=app, s=f"u{index}")))["inboxSession"]["token"]
     _refusal(await _post(client, None, SESSION, app=app, s="late"))
+    assert await Subscriber.find_one({"environment_id": fresh.environment.id, "subscriber_id": "late"}) is None
     other = environments[1].environment.application_identifier
     assert (await _ok(await _post(client, None, SESSION, app=other, s="late")))["inboxSession"]["token"]

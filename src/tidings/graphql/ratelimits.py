@@ -1,9 +1,10 @@
 """Per-environment rate limits on mutations, taken once per operation before anything of it runs.
 
 Every root field of a mutation is priced first (`trigger` and `cancelTrigger` one trigger token, `bulkTrigger` one
-per event, `inboxSession` one inbox-session token of the environment it names, every other admin mutation one
-config token); then all of it is taken at once or the whole operation is refused — HTTP 429, `Retry-After`, and a
-RATE_LIMITED error — so a refused operation runs no resolver and writes nothing. Queries and subscriptions are not
+per event, every other admin mutation one config token); then all of it is taken at once or the whole operation is
+refused — HTTP 429, `Retry-After`, and a RATE_LIMITED error — so a refused operation runs no resolver and writes
+nothing. `inboxSession` is charged by its resolver instead, once the subscriberHash passed (a wrong hash must not
+spend the environment's sessions); its refusal is answered with the same 429 here. Queries and subscriptions are not
 limited: they change nothing, are bounded by page sizes and GraphQL's depth and token limits, and an inbox reading
 its feed must not be refused because its backend is busy triggering. The subscriber's own inbox mutations (reading,
 archiving) act on one inbox only and are not limited either.
@@ -40,7 +41,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from tidings.core.errors import RateLimitedError, UnauthenticatedError
 from tidings.environments.ratelimits import RateClass
-from tidings.environments.service import authenticate_api_key, environment_by_application_identifier
+from tidings.environments.service import authenticate_api_key
 from tidings.graphql.context import Context
 from tidings.graphql.inbox.mutations import InboxMutations
 from tidings.graphql.triggers.mutations import TriggerMutations
@@ -71,13 +72,23 @@ class RateLimits(SchemaExtension):
                 execution.result = ExecutionResult(
                     data=None, errors=[GraphQLError(error.message, original_error=error)]
                 )
-                if isinstance(context.response, Response):
-                    context.response.status_code = 429
-                    context.response.headers["Retry-After"] = str(error.retry_after)
+                _answer_429(context, error)
             except Exception as error:
                 # MongoDB failing while pricing: the resolvers meet the same failure and answer it with its code.
                 logger.warning("rate limits not checked: %s", type(error).__name__)
         yield
+        # `inboxSession` is charged by its resolver, once the subscriberHash passed (see `open_session`).
+        result = execution.result
+        for answered in (result.errors or []) if result is not None and isinstance(context, Context) else []:
+            if isinstance(answered.original_error, RateLimitedError):
+                _answer_429(context, answered.original_error)
+                break
+
+
+def _answer_429(context: Context, error: RateLimitedError) -> None:
+    if isinstance(context.response, Response):
+        context.response.status_code = 429
+        context.response.headers["Retry-After"] = str(error.retry_after)
 
 
 async def _take(
@@ -92,15 +103,7 @@ async def _take(
     costs: defaultdict[str, Counter[RateClass]] = defaultdict(Counter)
     for field in _root_fields(operation.selection_set, fragments, set()):
         name = field.name.value
-        if name in SUBSCRIBER_FIELDS or name.startswith("__"):
-            continue
-        if name == INBOX_SESSION_FIELD:
-            identifier = _argument(field, "applicationIdentifier", variables)
-            environment = (
-                await environment_by_application_identifier(identifier) if isinstance(identifier, str) else None
-            )
-            if environment is not None:  # an unknown identifier is refused by the resolver
-                costs[str(environment.id)][RateClass.INBOX_SESSION] += 1
+        if name in SUBSCRIBER_FIELDS or name == INBOX_SESSION_FIELD or name.startswith("__"):
             continue
         environment_id = await _admin_environment_id(context)
         if environment_id is None:

@@ -18,6 +18,7 @@ from tidings.core.errors import ForbiddenError, UnauthenticatedError
 from tidings.core.limits import Limits
 from tidings.core.tokens import InvalidTokenError, Signer
 from tidings.core.validation import validated
+from tidings.environments.ratelimits import RateClass, RateLimiter
 from tidings.environments.service import environment_by_application_identifier, subscriber_hash_matches
 from tidings.inbox.feed import InboxCounts, inbox_counts
 from tidings.inbox.log import last_seq
@@ -56,6 +57,7 @@ async def open_session(
     signer: Signer,
     ttl: timedelta,
     limits: Limits,
+    limiter: RateLimiter | None = None,
 ) -> Grant:
     environment = await environment_by_application_identifier(application_identifier)
     if environment is None or environment.id is None:
@@ -67,6 +69,10 @@ async def open_session(
         environment, subscriber_id, subscriber_hash, cipher
     ):
         raise ForbiddenError("subscriberHash does not match subscriberId", field="subscriberHash")
+    if limiter is not None:
+        # Charged only now: the applicationIdentifier is public, and calls with a wrong hash must not be able to
+        # spend the environment's sessions and lock its real users out.
+        await limiter.take(str(environment.id), RateClass.INBOX_SESSION)
     # As in Novu: a subscriber the backend has not created yet gets a record (with nothing but its id) on first use.
     command = validated(UpsertSubscriber, {"subscriber_id": subscriber_id}, prefix="")
     await upsert_subscriber(environment.id, command, limits)

@@ -38,6 +38,7 @@ class InboxMutations:
             signer=context.inbox.signer,
             ttl=timedelta(seconds=context.inbox.session_ttl_seconds),
             limits=context.limits,
+            limiter=context.limiter,
         )
         return session_to_graphql(grant)
 
