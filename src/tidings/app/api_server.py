@@ -42,6 +42,11 @@ class ApiServer(uvicorn.Server):
         )
         if self.delay:
             await asyncio.sleep(self.delay)  # still listening: requests routed here meanwhile are served
+        # Stop listening before the websockets are told to reconnect, so none of them reconnects here.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
         loop = asyncio.get_running_loop()
         closing = loop.time()
         await self.draining.close_connections(grace)
