@@ -237,8 +237,9 @@ async def _record(job: Job, outcome: Outcome, started: float) -> bool:
 
 
 def _log_outcome(outcome: Outcome, execution: ExecutionDetail) -> None:
-    """One line per step run, a failure or a retry at WARNING; reasons name no secret and no content (a provider's
-    `DeliveryError` message may not), and the rendered message is never logged."""
+    """One line per step run, a failure or a retry at WARNING. The reason may quote a provider's answer (an SMTP
+    reply can name the recipient's address: personal data, kept because operators need it to act), never the
+    rendered message; credentials in it are scrubbed by the log processors (app.logs)."""
     retrying = outcome.status == JobStatus.DELAYED and "error" in outcome.detail
     fields: dict[str, Any] = {
         "status": outcome.status.value,
