@@ -16,6 +16,7 @@ from typing import Any
 import pydantic
 import pytest
 import structlog
+import uvicorn
 
 from tidings.app.logs import REDACTED, configure_logging
 
@@ -45,6 +46,20 @@ def _restored_logging() -> Iterator[None]:
         sys.excepthook = saved_hook
         logging.captureWarnings(False)
         structlog.reset_defaults()
+
+
+def test_library_loggers_configured_earlier_in_the_process_still_log_through_it() -> None:
+    """uvicorn sets its own loggers' levels when a server starts (an in-thread test server at "warning", say)."""
+    uvicorn.Config(lambda *_: None, log_level="warning").configure_logging()
+    logging.getLogger("uvicorn.error").addHandler(logging.NullHandler())
+    stream = io.StringIO()
+    with _restored_logging():
+        configure_logging("DEBUG", "json", role="api", stream=stream)
+        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/healthz", "1.1", 200)
+        logging.getLogger("uvicorn.error").info("Started server process")
+    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert events == ["GET /healthz 200", "Started server process"]
+    assert not logging.getLogger("uvicorn.error").handlers  # one handler (the root's) writes each line once
 
 
 # Each must stay redacted: removing one from tidings.app.logs fails its case.

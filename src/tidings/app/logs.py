@@ -221,6 +221,9 @@ def _log_uncaught(kind: type[BaseException], error: BaseException, trace: Traceb
     )
 
 
+OWN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "taskiq")
+
+
 def configure_logging(level: str, log_format: LogFormat, *, role: str, stream: TextIO | None = None) -> None:
     """Route every logger of this process through structlog to `stream` (stderr), as JSON or console lines."""
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp")
@@ -258,6 +261,15 @@ def configure_logging(level: str, log_format: LogFormat, *, role: str, stream: T
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Libraries that configure their own loggers (uvicorn does, when it starts) log through the root handler here,
+    # at the root's level, whatever an earlier configuration in this process left on them.
+    for name in OWN_LOGGERS:
+        library = logging.getLogger(name)
+        for old in list(library.handlers):
+            library.removeHandler(old)
+        library.setLevel(logging.NOTSET)
+        library.propagate = True
+        library.disabled = False
     floor = max(logging.getLevelName(level), logging.WARNING)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(floor)
