@@ -110,6 +110,13 @@ async def _join_digest(ctx: StepContext, scope: dict[str, Any], window: timedelt
             )
         if digest is not None:
             break
+        # No document back may still mean the update was applied (SecantusDB under concurrency): joining again
+        # would count this event twice, so look for it first (one job per transaction in a digest's scope).
+        digest = await collection.find_one(
+            {**scope, "status": DigestStatus.OPEN, "events.transactionId": ctx.job.transaction_id}
+        )
+        if digest is not None:
+            break
     if digest is None:
         return failed("could not join the open digest")
     if digest["leader_job_id"] == ctx.job.id:
