@@ -122,12 +122,12 @@ class RoleProcess:
         return self.process.returncode
 
 
-def api_process(settings: Settings, log_path: Path) -> tuple[RoleProcess, str]:
+def api_process(settings: Settings, log_path: Path, timeout: float = 30.0) -> tuple[RoleProcess, str]:
     """Start `tidings api` on a free port and wait until it answers `/healthz`; returns it and its base URL."""
     port = free_port()
     process = RoleProcess("api", role_env(settings, **{env_name("port"): str(port)}), log_path).start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=1):
@@ -138,4 +138,4 @@ def api_process(settings: Settings, log_path: Path) -> tuple[RoleProcess, str]:
                 raise AssertionError(f"api exited:\n{process.output()}") from None
             time.sleep(0.05)
     process.stop()
-    raise AssertionError(f"api did not answer within 30s:\n{process.output()}")
+    raise AssertionError(f"api did not answer within {timeout}s:\n{process.output()}")

@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import hmac
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import SECRET_KEY, RoleProcess, beanie_database, isolated_settings, role_env
-from tidings.app.embedded import free_port
-from tidings.app.settings import Settings, env_name
+from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, isolated_settings, role_env
+from tidings.app.settings import Settings
 from tidings.core.crypto import Cipher
 from tidings.environments.service import IssuedEnvironment, create_environment
 
@@ -96,23 +94,9 @@ async def eventually[T](check: Callable[[], Awaitable[T | None]], what: str, lim
         await asyncio.sleep(0.05)
 
 
-def start_api(settings: Settings, log_path: Path, timeout: float = 120.0) -> tuple[RoleProcess, str]:
-    """`tidings api` on a free port, once it answers /healthz (with room for a machine busy with other suites)."""
-    port = free_port()
-    process = RoleProcess("api", role_env(settings, **{env_name("port"): str(port)}), log_path).start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2):
-                return process, base
-        except OSError:
-            assert process.process is not None
-            if process.process.poll() is not None:
-                raise AssertionError(f"api exited:\n{process.output()}") from None
-            time.sleep(0.1)
-    process.stop()
-    raise AssertionError(f"api did not answer within {timeout}s:\n{process.output()}")
+def start_api(settings: Settings, log_path: Path) -> tuple[RoleProcess, str]:
+    """`tidings api` on a free port, with room to start on a machine busy with other suites."""
+    return api_process(settings, log_path, timeout=120.0)
 
 
 @dataclass

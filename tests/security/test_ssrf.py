@@ -10,15 +10,12 @@ tried here; `localhost` and the numeric spellings the resolver itself expands (`
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
@@ -26,8 +23,7 @@ from starlette.routing import Route
 
 from tests.security.conftest import Caller, Guarded, admin, eventually, start_api
 from tests.servers import SECRET_KEY
-from tests.sinks import HttpSink, http_sink
-from tidings.app.embedded import free_port
+from tests.sinks import HttpSink, http_sink, serve_app
 from tidings.core.crypto import Cipher
 from tidings.environments.service import IssuedEnvironment, create_environment
 
@@ -249,17 +245,8 @@ def redirector(sink: tuple[HttpSink, int]) -> Iterator[str]:
         return RedirectResponse(f"http://127.0.0.1:{port}/after-redirect", status_code=302)
 
     app = Starlette(routes=[Route("/{path:path}", redirect, methods=["POST", "GET"])])
-    own = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=own, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the redirecting server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{own}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app, "the redirecting server") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
