@@ -15,7 +15,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,10 @@ from tests.api.conftest import GraphQL
 from tests.integration.test_metrics import (
     ACTIVITY,
     BULK_TRIGGER,
-    CREATE_INTEGRATION,
-    CREATE_WORKFLOW,
     TRIGGER,
     metric_settings,
+    prepare_workflows,
+    wait_until_served,
 )
 from tests.servers import SECRET_KEY, RoleProcess, beanie_database, role_env
 from tests.sinks import SmtpSink, smtp_sink
@@ -120,19 +120,6 @@ def prometheus_binary() -> str:
 def sink() -> Iterator[tuple[SmtpSink, int]]:
     with smtp_sink() as (smtp, port):
         yield smtp, port
-
-
-async def _wait_for(url: str, process: Callable[[], str]) -> None:
-    deadline = time.monotonic() + 120  # roles import for seconds, longer on a busy machine
-    async with httpx.AsyncClient(timeout=2) as client:
-        while True:
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{url} was not served within 120s:\n{process()}"
-            await asyncio.sleep(0.1)
 
 
 def _start_prometheus(binary: str, tmp: Path, targets: dict[str, int]) -> Prometheus:
@@ -225,22 +212,11 @@ async def stack(
         stack = Stack(prometheus, time.time(), [api, worker, scheduler])
         try:
             for role, process in zip(roles, (api, worker, scheduler), strict=True):
-                await _wait_for(f"http://127.0.0.1:{roles[role]}/metrics", process.output)
-            await _wait_for(f"{prometheus.url}/-/ready", prometheus.output)
+                await wait_until_served(f"http://127.0.0.1:{roles[role]}/metrics", process.output)
+            await wait_until_served(f"{prometheus.url}/-/ready", prometheus.output)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as client:
                 gql = GraphQL(client, issued.api_key)
-                smtp_config = {"host": "127.0.0.1", "port": smtp_port, "security": "none", "fromEmail": "t@example.com"}
-                await gql.data(CREATE_INTEGRATION, input={"providerId": "smtp", "name": "Sink", "config": smtp_config})
-                workflows: dict[str, dict[str, Any]] = {
-                    "metered": {"steps": [{"inApp": {"body": "hello"}}, {"email": {"subject": "s", "body": "b"}}]},
-                    "ping": {"steps": [{"inApp": {"body": "ping"}}]},
-                    "typed": {
-                        "steps": [{"inApp": {"body": "{{ payload.amount }}"}}],
-                        "payloadSchema": {"type": "object", "required": ["amount"]},
-                    },
-                }
-                for workflow_id, fields in workflows.items():
-                    await gql.data(CREATE_WORKFLOW, input={"workflowId": workflow_id, "name": workflow_id, **fields})
+                await prepare_workflows(gql, smtp_port)
                 await _warm_up(gql, prometheus)
                 await _drive_traffic(gql, smtp)
             yield stack

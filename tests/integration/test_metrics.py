@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -77,7 +77,8 @@ def sink() -> Iterator[tuple[SmtpSink, int]]:
         yield smtp, port
 
 
-async def _wait_until_served(url: str, process: RoleProcess) -> None:
+async def wait_until_served(url: str, output: Callable[[], str]) -> None:
+    """Polls `url` until it answers 200; `output` (the process's log) explains a failure."""
     # Generous: a role imports for seconds, longer on a machine busy with other roles and tests.
     deadline = time.monotonic() + 120
     async with httpx.AsyncClient(timeout=2) as client:
@@ -88,8 +89,24 @@ async def _wait_until_served(url: str, process: RoleProcess) -> None:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"{url} was not served within 120s:\n{process.output()}")
+                raise AssertionError(f"{url} was not served within 120s:\n{output()}")
             await asyncio.sleep(0.1)
+
+
+async def prepare_workflows(gql: GraphQL, smtp_port: int) -> None:
+    """An SMTP integration to the sink and the workflows the metric tests trigger."""
+    smtp_config = {"host": "127.0.0.1", "port": smtp_port, "security": "none", "fromEmail": "t@example.com"}
+    await gql.data(CREATE_INTEGRATION, input={"providerId": "smtp", "name": "Sink", "config": smtp_config})
+    workflows: dict[str, dict[str, Any]] = {
+        "metered": {"steps": [{"inApp": {"body": "hello"}}, {"email": {"subject": "s", "body": "b"}}]},
+        "ping": {"steps": [{"inApp": {"body": "ping"}}]},
+        "typed": {
+            "steps": [{"inApp": {"body": "{{ payload.amount }}"}}],
+            "payloadSchema": {"type": "object", "required": ["amount"]},
+        },
+    }
+    for workflow_id, fields in workflows.items():
+        await gql.data(CREATE_WORKFLOW, input={"workflowId": workflow_id, "name": workflow_id, **fields})
 
 
 @pytest.fixture(scope="module")
@@ -110,23 +127,12 @@ async def stack(
         worker_metrics = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
         scheduler_metrics = f"http://127.0.0.1:{settings.scheduler_metrics_port}/metrics"
         try:
-            await _wait_until_served(f"{base}/metrics", api)
-            await _wait_until_served(worker_metrics, worker)
-            await _wait_until_served(scheduler_metrics, scheduler)
+            await wait_until_served(f"{base}/metrics", api.output)
+            await wait_until_served(worker_metrics, worker.output)
+            await wait_until_served(scheduler_metrics, scheduler.output)
             async with httpx.AsyncClient(base_url=base, timeout=30) as client:
                 gql = GraphQL(client, issued.api_key)
-                smtp_config = {"host": "127.0.0.1", "port": smtp_port, "security": "none", "fromEmail": "t@example.com"}
-                await gql.data(CREATE_INTEGRATION, input={"providerId": "smtp", "name": "Sink", "config": smtp_config})
-                workflows: dict[str, dict[str, Any]] = {
-                    "metered": {"steps": [{"inApp": {"body": "hello"}}, {"email": {"subject": "s", "body": "b"}}]},
-                    "ping": {"steps": [{"inApp": {"body": "ping"}}]},
-                    "typed": {
-                        "steps": [{"inApp": {"body": "{{ payload.amount }}"}}],
-                        "payloadSchema": {"type": "object", "required": ["amount"]},
-                    },
-                }
-                for workflow_id, fields in workflows.items():
-                    await gql.data(CREATE_WORKFLOW, input={"workflowId": workflow_id, "name": workflow_id, **fields})
+                await prepare_workflows(gql, smtp_port)
                 yield Stack(gql, client, smtp, worker_metrics, scheduler_metrics, [api, worker, scheduler])
         finally:
             for process in (scheduler, worker, api):
