@@ -9,6 +9,7 @@ from typing import Any, override
 import strawberry
 from graphql.error import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -120,6 +121,13 @@ def build_schema(
     *, max_depth: int = 12, max_tokens: int = 2000, max_aliases: int = 30, introspection: bool = True
 ) -> strawberry.Schema:
     hardening = [] if introspection else [DisableIntrospection]
+    # The depth and alias limiters make new rule classes in every instance, and the validation cache is keyed on
+    # the rule classes, so built per operation they made every request miss it and validate in full (a quarter of
+    # the api's CPU on `trigger`, docs/benchmarks.md). Built once here, the cache hits.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
     return TidingsSchema(
         query=Query,
         mutation=Mutation,
@@ -128,8 +136,7 @@ def build_schema(
         extensions=[
             # Factories, not instances: Strawberry builds extensions per operation (the caches are module-level).
             partial(MaxTokensLimiter, max_token_count=max_tokens),
-            partial(QueryDepthLimiter, max_depth=max_depth),
-            partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+            partial(AddValidationRules, limit_rules),
             partial(ParserCache, maxsize=_CACHE_SIZE),
             partial(ValidationCache, maxsize=_CACHE_SIZE),
             *hardening,
