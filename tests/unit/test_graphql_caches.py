@@ -5,6 +5,9 @@ they were built per operation every request missed the cache and was validated i
 
 from __future__ import annotations
 
+from functools import _lru_cache_wrapper
+from typing import Any, cast
+
 from strawberry.extensions.validation_cache import _get_validate_cache  # the cache's own counters
 
 from tidings.graphql.schema import _CACHE_SIZE, build_schema
@@ -13,7 +16,7 @@ from tidings.graphql.schema import _CACHE_SIZE, build_schema
 async def test_a_repeated_operation_is_validated_once() -> None:
     schema = build_schema()
     operation = "query Repeated { __typename again: __typename }"
-    counters = _get_validate_cache(_CACHE_SIZE)
+    counters = cast("_lru_cache_wrapper[Any]", _get_validate_cache(_CACHE_SIZE))
     first = await schema.execute(operation)
     before = counters.cache_info()
     second = await schema.execute(operation)
