@@ -409,3 +409,33 @@ async def test_bulk_trigger_records_all_or_nothing(stack: Stack) -> None:
 
     messages = await _eventually(both, 30, stack, "both bulk notifications")
     assert sorted(message.body for message in messages) == ["n=1 via bulk", "n=2 via bulk"]
+
+
+async def test_bulk_trigger_repeats_create_nothing(stack: Stack) -> None:
+    """A transactionId seen before, or earlier in the same call, is answered as a duplicate; the rest are new."""
+    await _workflow(stack, "bulk-repeat", [{"inApp": {"body": "n={{ payload.n }}"}}])
+    bulk = "mutation($input: BulkTriggerInput!) { bulkTrigger(input: $input) { transactionId duplicate } }"
+
+    def event(n: int, transaction_id: str) -> dict[str, Any]:
+        to = [{"subscriber": {"subscriberId": "repeater"}}]
+        return {"workflowId": "bulk-repeat", "to": to, "payload": {"n": n}, "transactionId": transaction_id}
+
+    first = (await stack.gql.data(bulk, input={"events": [event(1, "repeat-1")]}))["bulkTrigger"]
+    assert first == [{"transactionId": "repeat-1", "duplicate": False}]
+    mixed = [event(2, "repeat-2"), event(10, "repeat-1"), event(20, "repeat-2"), event(3, "repeat-3")]
+    results = (await stack.gql.data(bulk, input={"events": mixed}))["bulkTrigger"]
+    assert [(result["transactionId"], result["duplicate"]) for result in results] == [
+        ("repeat-2", False),
+        ("repeat-1", True),
+        ("repeat-2", True),
+        ("repeat-3", False),
+    ]
+
+    async def three() -> list[InboxMessage] | None:
+        found = await InboxMessage.find({"workflow_id": "bulk-repeat"}).to_list()
+        return found if len(found) >= 3 else None
+
+    messages = await _eventually(three, 30, stack, "three repeat notifications")
+    await asyncio.sleep(1)  # a duplicate that was wrongly queued would have arrived by now
+    messages = await InboxMessage.find({"workflow_id": "bulk-repeat"}).to_list()
+    assert sorted(message.body for message in messages) == ["n=1", "n=2", "n=3"]

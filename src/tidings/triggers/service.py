@@ -6,11 +6,12 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from beanie import PydanticObjectId
 from jsonschema import Draft202012Validator
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from tidings.core.clock import utcnow
 from tidings.core.errors import NotFoundError, UnavailableError, ValidationError
@@ -35,6 +36,8 @@ from tidings.triggers.commands import TriggerEvent
 from tidings.triggers.metrics import count_accepted, count_rejected
 from tidings.workflows.documents import Workflow
 from tidings.workflows.service import get_workflow
+
+_DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +74,22 @@ def _check_payload(workflow: Workflow, payload: dict[str, Any], limits: Limits, 
 
 
 async def _prepare(
-    environment_id: PydanticObjectId, event: TriggerEvent, limits: Limits, prefix: str
+    environment_id: PydanticObjectId,
+    event: TriggerEvent,
+    limits: Limits,
+    prefix: str,
+    workflows: dict[str, Workflow] | None = None,
 ) -> tuple[Workflow, list[Recipient]]:
-    """Everything that can refuse the event, before anything is written."""
+    """Everything that can refuse the event, before anything is written. `workflows` keeps the ones already read
+    by this call, so a bulk of events for one workflow reads it once."""
     if len(event.to) > limits.trigger_recipients_max:
         raise ValidationError(f"send 1 to {limits.trigger_recipients_max} recipients", field=f"{prefix}.to")
+    workflows = {} if workflows is None else workflows
     try:
-        workflow = await get_workflow(environment_id, event.workflow_id)
+        workflow = workflows.get(event.workflow_id) or await get_workflow(environment_id, event.workflow_id)
     except NotFoundError:
         raise NotFoundError(f"workflow {event.workflow_id!r} not found", field=f"{prefix}.workflowId") from None
+    workflows[event.workflow_id] = workflow
     _check_payload(workflow, event.payload, limits, prefix)
     recipients = [
         Recipient(topic_key=item.topic_key)
@@ -111,10 +121,30 @@ async def _accept(
     queue is back, and a retry with the same transactionId creates nothing new.
     """
     workflow, recipients = await _prepare(environment_id, event, limits, prefix)
+    trigger = await _record(environment_id, event, workflow, recipients, limits)
+    try:
+        await trigger.insert()
+    except DuplicateKeyError:
+        return await _first(environment_id, trigger.transaction_id)
+    await _enqueue(trigger, queue)
+    return TriggerResult(transaction_id=trigger.transaction_id, status=trigger.status, duplicate=False)
+
+
+async def _record(
+    environment_id: PydanticObjectId,
+    event: TriggerEvent,
+    workflow: Workflow,
+    recipients: list[Recipient],
+    limits: Limits,
+    *,
+    expires_at: datetime | None = None,
+) -> Trigger:
+    """The trigger to insert, after upserting the event's inline subscribers."""
     inline = [item.subscriber for item in event.to if item.subscriber is not None]
     if inline:
         await bulk_upsert_subscribers(environment_id, inline, limits)
-    trigger = Trigger(
+    return Trigger(
+        id=PydanticObjectId(),
         environment_id=environment_id,
         transaction_id=event.transaction_id or uuid.uuid4().hex,
         workflow=snapshot(workflow),
@@ -123,14 +153,17 @@ async def _accept(
         overrides=event.overrides,
         actor=event.actor,
         tenant=event.tenant,
-        expires_at=await trigger_expiry(environment_id, utcnow()),
+        expires_at=expires_at or await trigger_expiry(environment_id, utcnow()),
     )
-    try:
-        await trigger.insert()
-    except DuplicateKeyError:
-        first = await Trigger.find_one({"environment_id": environment_id, "transaction_id": trigger.transaction_id})
-        assert first is not None
-        return TriggerResult(transaction_id=first.transaction_id, status=first.status, duplicate=True)
+
+
+async def _first(environment_id: PydanticObjectId, transaction_id: str) -> TriggerResult:
+    first = await Trigger.find_one({"environment_id": environment_id, "transaction_id": transaction_id})
+    assert first is not None
+    return TriggerResult(transaction_id=first.transaction_id, status=first.status, duplicate=True)
+
+
+async def _enqueue(trigger: Trigger, queue: TaskQueue) -> None:
     try:
         await queue.enqueue(PROCESS_TRIGGER_TASK, str(trigger.id))
     except QueueUnavailableError:
@@ -138,21 +171,34 @@ async def _accept(
             f"the task queue is unavailable; trigger {trigger.transaction_id!r} is recorded and runs when the queue "
             "is back; retrying with the same transactionId creates nothing new"
         ) from None
-    return TriggerResult(transaction_id=trigger.transaction_id, status=trigger.status, duplicate=False)
 
 
 async def accept_triggers(
     environment_id: PydanticObjectId, events: Sequence[TriggerEvent], queue: TaskQueue, limits: Limits
 ) -> list[TriggerResult]:
-    """Validate every event first (nothing is recorded if one is refused), then accept each."""
+    """Validate every event first (nothing is recorded if one is refused), record them in one bulk insert, then
+    queue each: a hundred events cost a few round trips to MongoDB, not several hundred (docs/benchmarks.md)."""
     results: list[TriggerResult] = []
     try:
         if not 1 <= len(events) <= limits.bulk_trigger_max:
             raise ValidationError(f"send 1 to {limits.bulk_trigger_max} events", field="input.events")
-        for index, event in enumerate(events):
-            await _prepare(environment_id, event, limits, f"input.events.{index}")
-        for index, event in enumerate(events):
-            results.append(await _accept(environment_id, event, queue, limits, f"input.events.{index}"))
+        workflows: dict[str, Workflow] = {}
+        prepared = [
+            await _prepare(environment_id, event, limits, f"input.events.{index}", workflows)
+            for index, event in enumerate(events)
+        ]
+        expires_at = await trigger_expiry(environment_id, utcnow())
+        triggers = [
+            await _record(environment_id, event, workflow, recipients, limits, expires_at=expires_at)
+            for event, (workflow, recipients) in zip(events, prepared, strict=True)
+        ]
+        repeated = await _insert_new(triggers)
+        for index, trigger in enumerate(triggers):
+            if index in repeated:
+                results.append(await _first(environment_id, trigger.transaction_id))
+            else:
+                await _enqueue(trigger, queue)
+                results.append(TriggerResult(trigger.transaction_id, trigger.status, duplicate=False))
     except Exception as exc:
         # Events accepted before the failure stay accepted (the queue went down mid-way); the rest were refused.
         count_rejected(len(events) - len(results), exc)
@@ -160,6 +206,19 @@ async def accept_triggers(
     finally:
         count_accepted(results)
     return results
+
+
+async def _insert_new(triggers: list[Trigger]) -> set[int]:
+    """Inserts every trigger whose transactionId is new; returns the positions of those that were not (seen before,
+    or earlier in this same list)."""
+    try:
+        await Trigger.insert_many(triggers, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+            raise
+        return {int(error["index"]) for error in errors}
+    return set()
 
 
 async def cancel_trigger(environment_id: PydanticObjectId, transaction_id: str) -> int:
