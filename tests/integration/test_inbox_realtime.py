@@ -312,3 +312,67 @@ async def test_a_thousand_concurrent_subscribers_each_receive_their_own(stack: S
     assert [event["notification"]["id"] for event in heard] == expected
     print(f"all {count} received theirs {time.monotonic() - started:.1f}s after the start")
     await asyncio.gather(*(socket.close() for socket in sockets))
+
+
+class _Captured:
+    """A publisher that keeps doorbells instead of ringing them, so the test decides which ones a client hears."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def publish(self, channel: str, message: str) -> None:
+        self.sent.append((channel, message))
+
+
+async def _deliver_quietly(stack: Stack, subscriber_id: str, subject: str) -> tuple[str, str]:
+    """An in-app message written and logged like the engine does, its doorbell kept back and returned."""
+    captured = _Captured()
+    assert stack.env.environment.id is not None
+    new = NewMessage(
+        environment_id=stack.env.environment.id,
+        subscriber_id=subscriber_id,
+        notification_id=PydanticObjectId(),
+        transaction_id=uuid.uuid4().hex,
+        workflow_id="comment-added",
+        step_id="inbox",
+        subject=subject,
+        body=subject,
+    )
+    await deliver_in_app(new, captured)
+    [doorbell] = captured.sent
+    return doorbell
+
+
+async def test_a_caught_up_client_is_sent_the_doorbells_event_and_a_gap_is_read_from_the_log(stack: Stack) -> None:
+    subscriber_id = f"carried-{uuid.uuid4().hex[:6]}"
+    session = await _session(stack.base_a, stack, subscriber_id)
+    socket = await Socket.open(stack.base_a, {"token": session["token"]})
+    await socket.subscribe()
+    await socket.until("CountsChanged")
+
+    # Caught up: the event and the counts come from the doorbell alone. Its subject and counts were changed on the
+    # way (MongoDB holds "real" and one message), so a client that hears them was not sent them from MongoDB.
+    channel, real = await _deliver_quietly(stack, subscriber_id, "real")
+    only = json.loads(real) | {"counts": {"total": 41, "unread": 40, "unseen": 39}}
+    only["message"] = only["message"] | {"subject": "carried only"}
+    await stack.publish(channel, json.dumps(only))
+    received = await socket.until("NotificationReceived")
+    assert (received["seq"], received["notification"]["subject"]) == (1, "carried only")
+    assert (await socket.next())["counts"] == {"total": 41, "unread": 40, "unseen": 39}
+
+    # A gap: seq 3 is announced, seq 2 never was. The stream reads the log: 2 and 3 once each, in order, as
+    # stored, and counts them itself.
+    _, _second = await _deliver_quietly(stack, subscriber_id, "second")
+    _, third = await _deliver_quietly(stack, subscriber_id, "third")
+    await stack.publish(channel, third)
+    heard = [await socket.next(), await socket.next(), await socket.next()]
+    assert [(event["__typename"], event["seq"]) for event in heard] == [
+        ("NotificationReceived", 2),
+        ("NotificationReceived", 3),
+        ("CountsChanged", 3),
+    ]
+    assert [event["notification"]["subject"] for event in heard[:2]] == ["second", "third"]
+    assert heard[2]["counts"] == {"total": 3, "unread": 3, "unseen": 3}
+    with pytest.raises(TimeoutError):
+        await socket.next(wait=1)  # nothing twice
+    await socket.close()

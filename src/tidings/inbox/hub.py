@@ -24,12 +24,14 @@ from redis.exceptions import RedisError
 
 from tidings.core.errors import UnavailableError
 from tidings.inbox import presence
-from tidings.inbox.events import parse_doorbell, subscriber_channel
+from tidings.inbox.events import Doorbell, parse_doorbell, subscriber_channel
 from tidings.inbox.metrics import CONNECTIONS, HUB_RECONNECTS
 
 log = logging.getLogger(__name__)
 
 _RECONNECT_MAX_SECONDS = 5.0
+# Carried events a listener holds for its stream; a stream further behind reads the log (and is dropped at max_lag).
+_CARRIED_MAX = 100
 
 
 class Listener:
@@ -40,19 +42,31 @@ class Listener:
     a stream blocked in a send never gets to check.
     """
 
-    __slots__ = ("max_lag", "on_too_slow", "sent", "too_slow", "top_seq", "wake")
+    __slots__ = ("carried", "max_lag", "must_read", "on_too_slow", "sent", "too_slow", "top_seq", "wake")
 
     def __init__(self) -> None:
         self.wake = asyncio.Event()
         self.top_seq = 0
         self.sent = 0
+        # Doorbells that carry their event, by seq, for the stream to send without reading the log; anything else
+        # (a plain doorbell, a resubscription, more than it holds) tells the stream to read the log instead.
+        self.carried: dict[int, Doorbell] = {}
+        self.must_read = True
         self.max_lag: int | None = None
         self.too_slow = False
         self.on_too_slow: Callable[[], None] | None = None
 
-    def ring(self, seq: int | None) -> None:
+    def ring(self, doorbell: Doorbell | None) -> None:
+        seq = doorbell.seq if doorbell is not None else None
         if seq is not None and seq > self.top_seq:
             self.top_seq = seq
+        if doorbell is not None and doorbell.message is not None and seq is not None:
+            if seq > self.sent and len(self.carried) < _CARRIED_MAX:
+                self.carried[seq] = doorbell
+            elif seq > self.sent:
+                self.must_read = True
+        else:
+            self.must_read = True
         self.wake.set()
         if self.max_lag is not None and not self.too_slow and self.top_seq - self.sent > self.max_lag:
             self.too_slow = True
@@ -151,9 +165,9 @@ class InboxHub:
                     listener.ring(None)  # (re)subscribed: whatever was announced meanwhile is in the log
         elif kind == "message" and channel is not None:
             data = message.get("data")
-            seq = parse_doorbell(data) if isinstance(data, str | bytes) else None
+            doorbell = parse_doorbell(data) if isinstance(data, str | bytes) else None
             for listener in channel.listeners:
-                listener.ring(seq)
+                listener.ring(doorbell)
 
     async def _run(self) -> None:
         delay = 0.1

@@ -12,6 +12,7 @@ from tidings.core.clock import utcnow
 from tidings.environments.retention import retention_for
 from tidings.inbox.documents import Action, EventType, InboxEvent, InboxMessage
 from tidings.inbox.events import Publisher, ring
+from tidings.inbox.feed import inbox_counts
 from tidings.inbox.log import append_events, received_logged
 
 
@@ -67,7 +68,11 @@ async def deliver_in_app(new: NewMessage, publisher: Publisher) -> tuple[InboxMe
         return message, False
     seq = await append_events(new.environment_id, new.subscriber_id, [(EventType.RECEIVED, message.id)])
     if seq is not None:
-        await ring(publisher, new.environment_id, new.subscriber_id, seq)
+        # Counted once here rather than by every connected client of this subscriber (see `events.py`).
+        counts = await inbox_counts(new.environment_id, new.subscriber_id)
+        carried = {"total": counts.total, "unread": counts.unread, "unseen": counts.unseen}
+        json_message = message.model_dump(mode="json")
+        await ring(publisher, new.environment_id, new.subscriber_id, seq, message=json_message, counts=carried)
     return message, created
 
 

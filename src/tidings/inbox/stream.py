@@ -14,6 +14,7 @@ from beanie import PydanticObjectId
 
 from tidings.core.errors import ValidationError
 from tidings.inbox.documents import EventType, InboxMessage
+from tidings.inbox.events import Doorbell
 from tidings.inbox.feed import InboxCounts, inbox_counts
 from tidings.inbox.hub import InboxHub
 from tidings.inbox.log import events_after, last_seq
@@ -66,6 +67,14 @@ async def _batch(owner: Owner, after: int, page: int) -> list[MessageEvent]:
     return [MessageEvent(event.seq, event.type, event.message_id, messages.get(event.message_id)) for event in events]
 
 
+def _from_doorbell(doorbell: Doorbell) -> tuple[MessageEvent, InboxCounts | None]:
+    message = InboxMessage.model_validate(doorbell.message)
+    assert doorbell.seq is not None
+    assert message.id is not None
+    counts = InboxCounts(**doorbell.counts) if doorbell.counts is not None else None
+    return MessageEvent(doorbell.seq, EventType.RECEIVED, message.id, message), counts
+
+
 async def inbox_events(
     hub: InboxHub,
     owner: Owner,
@@ -82,19 +91,38 @@ async def inbox_events(
         # A replay is not lag: only what is announced while the stream runs counts against `max_lag`.
         listener.sent = listener.top_seq = sent
         listener.max_lag, listener.on_too_slow = max_lag, on_too_slow
+        listener.must_read = True  # a fresh stream replays from the log first
         counts_due = True  # a fresh stream starts with the current counts
+        counts: InboxCounts | None = None
         while True:
             listener.wake.clear()  # before reading: a doorbell during the read wakes the next wait
-            while batch := await _batch(owner, sent, page):
-                for event in batch:
-                    if listener.too_slow:
-                        raise ClientTooSlowError(sent)
-                    sent = listener.sent = event.seq
-                    counts_due = True
-                    if event.type == EventType.RECEIVED and event.message is None:
-                        continue  # received, then deleted before this client heard of it: the deletion follows
-                    yield event
+            # Caught up, the next event usually came with its doorbell: no read at all.
+            while (doorbell := listener.carried.pop(sent + 1, None)) is not None:
+                if listener.too_slow:
+                    raise ClientTooSlowError(sent)
+                event, counts = _from_doorbell(doorbell)
+                sent = listener.sent = event.seq
+                counts_due = True
+                yield event
+            if listener.must_read or sent < listener.top_seq:
+                listener.must_read, counts = False, None
+                while batch := await _batch(owner, sent, page):
+                    for event in batch:
+                        if listener.too_slow:
+                            raise ClientTooSlowError(sent)
+                        sent = listener.sent = event.seq
+                        counts_due = True
+                        if event.type == EventType.RECEIVED and event.message is None:
+                            continue  # received, then deleted before this client heard of it: the deletion follows
+                        yield event
+                    if len(batch) < page:
+                        break  # the log had no more: asking again would only return nothing
+                listener.carried = {seq: held for seq, held in listener.carried.items() if seq > sent}
+                if sent + 1 in listener.carried:
+                    listener.wake.set()  # announced past what the log held when read: go round again
             if counts_due:
                 counts_due = False
-                yield CountsEvent(sent, await inbox_counts(owner.environment_id, owner.subscriber_id))
+                if counts is None:
+                    counts = await inbox_counts(owner.environment_id, owner.subscriber_id)
+                yield CountsEvent(sent, counts)
             await listener.wake.wait()
