@@ -180,8 +180,9 @@ async def run(args: Any) -> None:
         described = await machine(found)
         figures = await _api_figures(found, workdir, runs, (count, bulk_events), args)
         if topic_size:
+            topic_runs = 1 if args.smoke else args.topic_runs
             figures["topic"] = await _topic_figures(
-                found, workdir, runs, topic_size, args.workers, profile=args.profile
+                found, workdir, topic_runs, topic_size, args.workers, profile=args.profile
             )
         record("trigger", described, figures, args.output, args.smoke)
 
