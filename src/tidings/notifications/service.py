@@ -6,15 +6,14 @@ import logging
 from collections.abc import Sequence
 
 from beanie import PydanticObjectId
-from pymongo.errors import BulkWriteError
 
 from tidings.core.clock import utcnow
+from tidings.core.inserts import refused_as_duplicates
 from tidings.core.queue import QueueUnavailableError, TaskQueue
 from tidings.notifications.documents import Job, JobStatus
 
 RUN_JOB_TASK = "tidings.engine.run_job"
 PROCESS_TRIGGER_TASK = "tidings.triggers.process"
-_DUPLICATE_KEY = 11000
 
 logger = logging.getLogger(__name__)
 
@@ -23,16 +22,9 @@ async def insert_new(documents: Sequence[Job]) -> list[PydanticObjectId]:
     """Insert jobs whose ids were chosen up front; one that exists already (a re-run) is skipped, not an error."""
     if not documents:
         return []
-    rejected: set[int] = set()
-    try:
-        await Job.get_pymongo_collection().insert_many(
-            [job.model_dump(by_alias=True) for job in documents], ordered=False
-        )
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != _DUPLICATE_KEY for error in errors):
-            raise
-        rejected = {error["index"] for error in errors}
+    rejected = await refused_as_duplicates(
+        Job.get_pymongo_collection().insert_many([job.model_dump(by_alias=True) for job in documents], ordered=False)
+    )
     return [job.id for index, job in enumerate(documents) if index not in rejected and job.id is not None]
 
 

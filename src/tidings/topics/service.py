@@ -9,10 +9,11 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from tidings.core.clock import utcnow
 from tidings.core.errors import AlreadyExistsError, NotFoundError, ValidationError
+from tidings.core.inserts import refused_as_duplicates
 from tidings.core.limits import Limits
 from tidings.core.pagination import Page, PageRequest, paginate
 from tidings.subscribers.commands import is_subscriber_id
@@ -22,7 +23,6 @@ from tidings.topics.documents import Topic, TopicSubscription
 
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _MAX_NAME = 256
-_DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +118,8 @@ async def add_subscribers(
         for one in to_add
     ]
     if rows:
-        try:
-            await TopicSubscription.insert_many(rows, ordered=False)
-        except BulkWriteError as exc:
-            failures = exc.details.get("writeErrors", [])
-            if any(failure.get("code") != _DUPLICATE_KEY for failure in failures):
-                raise
-            duplicates = {to_add[failure["index"]] for failure in failures}
+        refused = await refused_as_duplicates(TopicSubscription.insert_many(rows, ordered=False))
+        duplicates = {to_add[index] for index in refused}
     written = [row for row in rows if row.subscriber_id not in duplicates]
     gone = await _drop_orphans(environment_id, topic, written, existing)
     return MembershipChange(

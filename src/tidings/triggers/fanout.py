@@ -11,10 +11,10 @@ import logging
 from collections.abc import Sequence
 
 from beanie import PydanticObjectId
-from pymongo.errors import BulkWriteError
 from structlog.contextvars import bound_contextvars
 
 from tidings.core.clock import utcnow
+from tidings.core.inserts import refused_as_duplicates
 from tidings.core.queue import TaskQueue
 from tidings.notifications.documents import (
     Job,
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 # Small enough that each bulk write stays well inside the MongoDB operation timeout on a busy server.
 PAGE_SIZE = 200
-_DUPLICATE_KEY = 11000
 
 
 async def process_trigger(trigger_id: str, queue: TaskQueue) -> None:
@@ -131,11 +130,6 @@ async def _create(trigger: Trigger, subscriber_ids: Sequence[str], queue: TaskQu
 
 
 async def _insert_notifications(notifications: list[Notification]) -> None:
-    try:
-        await Notification.get_pymongo_collection().insert_many(
-            [notification.model_dump(by_alias=True) for notification in notifications], ordered=False
-        )
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != _DUPLICATE_KEY for error in errors):
-            raise
+    # One this trigger already has (an interrupted run) is refused by the unique index, and read back after.
+    documents = [notification.model_dump(by_alias=True) for notification in notifications]
+    await refused_as_duplicates(Notification.get_pymongo_collection().insert_many(documents, ordered=False))

@@ -11,10 +11,11 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from jsonschema import Draft202012Validator
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from tidings.core.clock import utcnow
 from tidings.core.errors import NotFoundError, UnavailableError, ValidationError
+from tidings.core.inserts import refused_as_duplicates
 from tidings.core.limits import Limits
 from tidings.core.queue import QueueUnavailableError, TaskQueue
 from tidings.core.validation import field_path
@@ -36,8 +37,6 @@ from tidings.triggers.commands import TriggerEvent
 from tidings.triggers.metrics import count_accepted, count_rejected
 from tidings.workflows.documents import Workflow
 from tidings.workflows.service import get_workflow
-
-_DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +191,8 @@ async def accept_triggers(
             await _record(environment_id, event, workflow, recipients, limits, expires_at=expires_at)
             for event, (workflow, recipients) in zip(events, prepared, strict=True)
         ]
-        repeated = await _insert_new(triggers)
+        # A transactionId seen before, or earlier in this call, is refused by the unique index: a duplicate.
+        repeated = await refused_as_duplicates(Trigger.insert_many(triggers, ordered=False))
         for index, trigger in enumerate(triggers):
             if index in repeated:
                 results.append(await _first(environment_id, trigger.transaction_id))
@@ -206,19 +206,6 @@ async def accept_triggers(
     finally:
         count_accepted(results)
     return results
-
-
-async def _insert_new(triggers: list[Trigger]) -> set[int]:
-    """Inserts every trigger whose transactionId is new; returns the positions of those that were not (seen before,
-    or earlier in this same list)."""
-    try:
-        await Trigger.insert_many(triggers, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != _DUPLICATE_KEY for error in errors):
-            raise
-        return {int(error["index"]) for error in errors}
-    return set()
 
 
 async def cancel_trigger(environment_id: PydanticObjectId, transaction_id: str) -> int:
