@@ -28,6 +28,7 @@ from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database,
 from tidings.app.settings import Settings
 from tidings.core.crypto import Cipher
 from tidings.environments.service import IssuedEnvironment, create_environment
+from tidings.inbox.events import Publisher
 from tidings.inbox.service import NewMessage, deliver_in_app
 
 SESSION = """mutation($app: String!, $id: String!) {
@@ -184,7 +185,10 @@ async def test_the_reference_graphql_ws_client_receives_a_live_notification(
     assert await asyncio.wait_for(process.wait(), 30) == 0
 
 
-async def _deliver(stack: Stack, subscriber_id: str, body: str = "x") -> str:
+async def _deliver(
+    stack: Stack, subscriber_id: str, body: str = "x", *, subject: str = "direct", publisher: Publisher | None = None
+) -> str:
+    """An in-app message written, logged and announced as the engine's in-app step does (through `publisher`)."""
     assert stack.env.environment.id is not None
     message, _ = await deliver_in_app(
         NewMessage(
@@ -194,10 +198,10 @@ async def _deliver(stack: Stack, subscriber_id: str, body: str = "x") -> str:
             transaction_id=uuid.uuid4().hex,
             workflow_id="comment-added",
             step_id="inbox",
-            subject="direct",
+            subject=subject,
             body=body,
         ),
-        stack,
+        publisher or stack,
     )
     return str(message.id)
 
@@ -327,18 +331,7 @@ class _Captured:
 async def _deliver_quietly(stack: Stack, subscriber_id: str, subject: str) -> tuple[str, str]:
     """An in-app message written and logged like the engine does, its doorbell kept back and returned."""
     captured = _Captured()
-    assert stack.env.environment.id is not None
-    new = NewMessage(
-        environment_id=stack.env.environment.id,
-        subscriber_id=subscriber_id,
-        notification_id=PydanticObjectId(),
-        transaction_id=uuid.uuid4().hex,
-        workflow_id="comment-added",
-        step_id="inbox",
-        subject=subject,
-        body=subject,
-    )
-    await deliver_in_app(new, captured)
+    await _deliver(stack, subscriber_id, subject, subject=subject, publisher=captured)
     [doorbell] = captured.sent
     return doorbell
 
