@@ -23,7 +23,7 @@ from tidings.app.embedded import (
     port_is_free,
     secantus,
     spawn,
-    stop_process,
+    stop_processes,
     valkey,
 )
 from tidings.app.operations import seed_environment
@@ -168,7 +168,6 @@ def run_dev(settings: Settings) -> int:
         # A second Ctrl-C or SIGTERM must not interrupt the cleanup.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for child in reversed(children):
-            stop_process(child)
+        stop_processes(children)  # together: the roles' shutdowns overlap instead of adding up
         for server in reversed(servers):
             server.stop()

@@ -68,14 +68,22 @@ def spawn(
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_processes([process], timeout)
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    """SIGTERM to all at once, then wait for them within one `timeout` (killing what is left): stopped one after
+    another, their shutdown grace periods would add up."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
