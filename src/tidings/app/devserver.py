@@ -109,6 +109,9 @@ def run_dev(settings: Settings) -> int:
     servers: list[EmbeddedServer] = []
     children: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, _raise_stop)
+    # Ctrl-C stops everything even when started from a shell that ignores SIGINT (a background job, nohup):
+    # Python leaves an inherited "ignore" in place, and the dev server would then never stop on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         port = _choose_port(settings)
         mongodb_url, redis_url = settings.mongodb_url, settings.redis_url
