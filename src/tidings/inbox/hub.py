@@ -60,13 +60,12 @@ class Listener:
         seq = doorbell.seq if doorbell is not None else None
         if seq is not None and seq > self.top_seq:
             self.top_seq = seq
-        if doorbell is not None and doorbell.message is not None and seq is not None:
-            if seq > self.sent and len(self.carried) < _CARRIED_MAX:
-                self.carried[seq] = doorbell
-            elif seq > self.sent:
-                self.must_read = True
-        else:
-            self.must_read = True
+        if doorbell is None or doorbell.message is None or seq is None:
+            self.must_read = True  # a plain doorbell or a resubscription: only the log knows what came
+        elif seq > self.sent and len(self.carried) < _CARRIED_MAX:
+            self.carried[seq] = doorbell
+        elif seq > self.sent:
+            self.must_read = True  # more carried than a listener holds: the log has them all
         self.wake.set()
         if self.max_lag is not None and not self.too_slow and self.top_seq - self.sent > self.max_lag:
             self.too_slow = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -69,10 +69,9 @@ async def deliver_in_app(new: NewMessage, publisher: Publisher) -> tuple[InboxMe
     seq = await append_events(new.environment_id, new.subscriber_id, [(EventType.RECEIVED, message.id)])
     if seq is not None:
         # Counted once here rather than by every connected client of this subscriber (see `events.py`).
-        counts = await inbox_counts(new.environment_id, new.subscriber_id)
-        carried = {"total": counts.total, "unread": counts.unread, "unseen": counts.unseen}
+        counts = asdict(await inbox_counts(new.environment_id, new.subscriber_id))
         json_message = message.model_dump(mode="json")
-        await ring(publisher, new.environment_id, new.subscriber_id, seq, message=json_message, counts=carried)
+        await ring(publisher, new.environment_id, new.subscriber_id, seq, message=json_message, counts=counts)
     return message, created
 
 

@@ -91,7 +91,6 @@ async def inbox_events(
         # A replay is not lag: only what is announced while the stream runs counts against `max_lag`.
         listener.sent = listener.top_seq = sent
         listener.max_lag, listener.on_too_slow = max_lag, on_too_slow
-        listener.must_read = True  # a fresh stream replays from the log first
         counts_due = True  # a fresh stream starts with the current counts
         counts: InboxCounts | None = None
         while True:

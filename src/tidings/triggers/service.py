@@ -6,7 +6,6 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -135,8 +134,6 @@ async def _record(
     workflow: Workflow,
     recipients: list[Recipient],
     limits: Limits,
-    *,
-    expires_at: datetime | None = None,
 ) -> Trigger:
     """The trigger to insert, after upserting the event's inline subscribers."""
     inline = [item.subscriber for item in event.to if item.subscriber is not None]
@@ -152,7 +149,7 @@ async def _record(
         overrides=event.overrides,
         actor=event.actor,
         tenant=event.tenant,
-        expires_at=expires_at or await trigger_expiry(environment_id, utcnow()),
+        expires_at=await trigger_expiry(environment_id, utcnow()),  # cached per process: no round trip each
     )
 
 
@@ -186,9 +183,8 @@ async def accept_triggers(
             await _prepare(environment_id, event, limits, f"input.events.{index}", workflows)
             for index, event in enumerate(events)
         ]
-        expires_at = await trigger_expiry(environment_id, utcnow())
         triggers = [
-            await _record(environment_id, event, workflow, recipients, limits, expires_at=expires_at)
+            await _record(environment_id, event, workflow, recipients, limits)
             for event, (workflow, recipients) in zip(events, prepared, strict=True)
         ]
         # A transactionId seen before, or earlier in this call, is refused by the unique index: a duplicate.
