@@ -45,10 +45,7 @@ from bench.profile import sampled, self_frames, top_frames
 from bench.sinks import SinkProcess, Status, sink_process
 from bench.stats import ratio, summary
 
-CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
 CREATE_INTEGRATION = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { identifier } }"
-BULK_UPSERT = "mutation($input: BulkUpsertSubscribersInput!) { bulkUpsertSubscribers(input: $input) { created } }"
-BULK_TRIGGER = "mutation($input: BulkTriggerInput!) { bulkTrigger(input: $input) { transactionId } }"
 
 EMAIL_TARGET = 300.0
 HTTPX_POOL = 100  # httpx.AsyncClient's default max_connections: one provider instance never has more in flight
@@ -96,14 +93,11 @@ async def prepare(stack: harness.Stack, client: httpx.AsyncClient, smtp_port: in
     }
     for workflow_id, step in steps.items():
         await stack.graphql(
-            client, CREATE_WORKFLOW, input={"workflowId": workflow_id, "name": workflow_id, "steps": [step]}
+            client, harness.CREATE_WORKFLOW, input={"workflowId": workflow_id, "name": workflow_id, "steps": [step]}
         )
-    size = stack.settings.limit_bulk_upsert_max
-    for start in range(0, count, size):
-        people = [
-            {"subscriberId": subscriber_id(i), "email": email_of(i)} for i in range(start, min(count, start + size))
-        ]
-        await stack.graphql(client, BULK_UPSERT, input={"subscribers": people})
+    await stack.upsert_subscribers(
+        client, [{"subscriberId": subscriber_id(i), "email": email_of(i)} for i in range(count)]
+    )
 
 
 async def trigger_all(stack: harness.Stack, client: httpx.AsyncClient, workflow_id: str, count: int, tag: str) -> float:
@@ -121,7 +115,7 @@ async def trigger_all(stack: harness.Stack, client: httpx.AsyncClient, workflow_
     ]
     started = time.time()
     for batch in itertools.batched(events, stack.settings.limit_bulk_trigger_max, strict=False):
-        await stack.graphql(client, BULK_TRIGGER, input={"events": list(batch)})
+        await stack.graphql(client, harness.BULK_TRIGGER, input={"events": list(batch)})
     return started
 
 

@@ -7,8 +7,7 @@ import argparse
 import asyncio
 import json
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pymongo import AsyncMongoClient
 
+from bench.inbox_load import ClientPool, raise_file_limit
 from bench.machine import describe
 from tests.servers import RoleProcess, api_process, isolated_settings, role_env
 from tidings.app.embedded import EmbeddedServer, secantus, valkey
@@ -39,6 +40,12 @@ BENCH_SETTINGS: dict[str, Any] = {
     # Setting up thousands of subscribers on a busy two-core machine can exceed the default 10 s per operation.
     "mongodb_timeout_ms": 60_000,
 }
+
+# The operations the benchmarks drive, as a client would send them.
+CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
+BULK_UPSERT = "mutation($input: BulkUpsertSubscribersInput!) { bulkUpsertSubscribers(input: $input) { created } }"
+TRIGGER = "mutation($input: TriggerInput!) { trigger(input: $input) { transactionId } }"
+BULK_TRIGGER = "mutation($input: BulkTriggerInput!) { bulkTrigger(input: $input) { transactionId } }"
 
 # What each role logs (at the default INFO level) once it can take work.
 READY = {"worker": "worker consuming", "scheduler": "scheduler took leadership"}
@@ -106,6 +113,12 @@ class Stack:
         data: dict[str, Any] = body["data"]
         return data
 
+    async def upsert_subscribers(self, client: httpx.AsyncClient, subscribers: list[dict[str, Any]]) -> None:
+        """`bulkUpsertSubscribers` in calls as large as the api's limit allows."""
+        size = self.settings.limit_bulk_upsert_max
+        for start in range(0, len(subscribers), size):
+            await self.graphql(client, BULK_UPSERT, input={"subscribers": subscribers[start : start + size]})
+
 
 @asynccontextmanager
 async def stack(
@@ -117,16 +130,9 @@ async def stack(
     overrides: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """An api, `workers` workers and (optionally) the scheduler on a database and queue of their own."""
-    base_settings = isolated_settings(found.mongodb_url, found.redis_url, workdir)
-    unique = uuid.uuid4().hex[:12]
-    settings = base_settings.model_copy(
-        update={
-            **BENCH_SETTINGS,
-            "mongodb_database": f"tidings_bench_{unique}",
-            "queue_name": f"tidings:bench:{unique}",
-            **(overrides or {}),
-        }
-    )
+    # isolated_settings names a database and a queue of their own, as it does for a test.
+    isolated = isolated_settings(found.mongodb_url, found.redis_url, workdir)
+    settings = isolated.model_copy(update={**BENCH_SETTINGS, **(overrides or {})})
     issued = await create_environment_with_key(settings, "bench")
     async with AsyncExitStack() as exits:
         api, base = await asyncio.to_thread(api_process, settings, workdir / "api.log", 120.0)
@@ -147,8 +153,6 @@ async def stack(
 
 
 async def _drop(settings: Settings) -> None:
-    from pymongo import AsyncMongoClient  # noqa: PLC0415 (only at the end of a run)
-
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     try:
         await client.drop_database(settings.mongodb_database)
@@ -179,3 +183,19 @@ def record(name: str, machine: dict[str, Any], figures: dict[str, Any], output: 
 
 async def machine(found: Servers) -> dict[str, Any]:
     return await describe(found.mongodb_url, found.redis_url, found.embedded)
+
+
+type Measure = Callable[[Any, ClientPool], Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
+
+
+async def measure_with_clients(name: str, options: Any, measure: Measure) -> None:
+    """Starts `--client-processes` client processes first (they import while the stack starts), runs `measure`
+    with them, stops them, and records what it returned as bench/results/NAME.json."""
+    raise_file_limit()
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    pool = ClientPool(options.client_processes)
+    try:
+        described, figures = await measure(options, pool)
+    finally:
+        await pool.aclose()
+    record(name, described, figures, options.output, options.smoke)

@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Servers, arguments, machine, record, servers, stack
-from bench.inbox_load import ClientPool, raise_file_limit
+from bench.harness import Servers, arguments, machine, measure_with_clients, servers, stack
+from bench.inbox_load import ClientPool
 from bench.realtime import floor_server, open_files_limit
 from bench.stats import summary
 
@@ -120,15 +120,7 @@ async def main() -> None:
     options = parser.parse_args()
     if options.smoke:
         options.sizes, options.runs = [20], 1
-    raise_file_limit()
-    options.workdir.mkdir(parents=True, exist_ok=True)
-    pool = ClientPool(options.client_processes)
-    try:
-        described, figures = await measure(options, pool)
-    finally:
-        await pool.aclose()
-    sys.stdout.flush()
-    record("memory", described, figures, options.output, options.smoke)
+    await measure_with_clients("memory", options, measure)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,18 @@ import httpx
 from beanie import PydanticObjectId
 from redis.asyncio import Redis
 
-from bench.harness import RESULTS, Stack, arguments, machine, record, servers, stack
-from bench.inbox_load import ClientPool, Record, raise_file_limit
+from bench.harness import (
+    CREATE_WORKFLOW,
+    RESULTS,
+    TRIGGER,
+    Stack,
+    arguments,
+    machine,
+    measure_with_clients,
+    servers,
+    stack,
+)
+from bench.inbox_load import ClientPool, Record
 from bench.profile import sampled, self_frames, top_frames
 from bench.stats import percentile, ratio, summary
 from tidings.app.embedded import free_port
@@ -59,8 +69,6 @@ from tidings.inbox.service import NewMessage, deliver_in_app
 
 TICK = 0.010
 WORKFLOW = "bench-inbox"
-CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
-TRIGGER = "mutation($input: TriggerInput!) { trigger(input: $input) { transactionId } }"
 TARGET_N = 1000
 TARGET_RATE = 2000.0
 TARGET_P99_MS = 100.0
@@ -459,15 +467,7 @@ async def main() -> None:
     if options.smoke:
         options.sizes, options.runs, options.rate, options.seconds = [5], 1, 200.0, 0.1
         options.end_to_end_seconds = None
-    raise_file_limit()
-    options.workdir.mkdir(parents=True, exist_ok=True)
-    # Started first: the children import while the stack starts.
-    pool = ClientPool(options.client_processes)
-    try:
-        described, figures = await measure(options, pool)
-    finally:
-        await pool.aclose()
-    record("realtime", described, figures, options.output, options.smoke)
+    await measure_with_clients("realtime", options, measure)
 
 
 async def measure(options: Any, pool: ClientPool) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -26,27 +26,33 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bench.harness import RESULTS, Servers, Stack, arguments, machine, record, servers, stack
+from bench.harness import (
+    BULK_TRIGGER,
+    CREATE_WORKFLOW,
+    RESULTS,
+    TRIGGER,
+    Servers,
+    Stack,
+    arguments,
+    machine,
+    record,
+    servers,
+    stack,
+)
 from bench.profile import sampled, self_by_package, self_frames, top_frames
 from bench.stats import ratio, summary
 
 IN_APP = {"workflowId": "bench-in-app", "name": "Bench in-app", "steps": [{"inApp": {"body": "{{ payload.n }}"}}]}
-CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
-BULK_UPSERT = "mutation($input: BulkUpsertSubscribersInput!) { bulkUpsertSubscribers(input: $input) { created } }"
 CREATE_TOPIC = "mutation($input: CreateTopicInput!) { createTopic(input: $input) { key } }"
 ADD_TO_TOPIC = """mutation($key: String!, $input: TopicSubscribersInput!) {
   addTopicSubscribers(key: $key, input: $input) { added } }"""
-TRIGGER = "mutation($input: TriggerInput!) { trigger(input: $input) { transactionId } }"
-BULK_TRIGGER = "mutation($input: BulkTriggerInput!) { bulkTrigger(input: $input) { transactionId } }"
 
 type Database = AsyncDatabase[dict[str, Any]]
 
 
 async def _create_subscribers(stack: Stack, client: httpx.AsyncClient, prefix: str, count: int) -> list[str]:
     ids = [f"{prefix}-{index}" for index in range(count)]
-    for start in range(0, count, 500):  # the default bulk upsert limit
-        page = [{"subscriberId": one} for one in ids[start : start + 500]]
-        await stack.graphql(client, BULK_UPSERT, input={"subscribers": page})
+    await stack.upsert_subscribers(client, [{"subscriberId": one} for one in ids])
     return ids
 
 
