@@ -95,6 +95,15 @@ async def _session(base: str, stack: Stack, subscriber_id: str) -> dict[str, Any
     return session
 
 
+async def _live(stack: Stack, subscriber_id: str) -> tuple[dict[str, Any], Socket]:
+    """A session on API A and its `inboxEvents` subscription, past the counts every stream starts with."""
+    session = await _session(stack.base_a, stack, subscriber_id)
+    socket = await Socket.open(stack.base_a, {"token": session["token"]})
+    await socket.subscribe()
+    await socket.until("CountsChanged")
+    return session, socket
+
+
 async def _trigger(base: str, stack: Stack, subscriber_id: str, text: str) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         await GraphQL(client, stack.env.api_key).data(
@@ -105,10 +114,7 @@ async def _trigger(base: str, stack: Stack, subscriber_id: str, text: str) -> No
 
 async def test_a_client_on_one_process_hears_what_happens_through_another(stack: Stack) -> None:
     subscriber_id = f"two-{uuid.uuid4().hex[:6]}"
-    session = await _session(stack.base_a, stack, subscriber_id)
-    socket = await Socket.open(stack.base_a, {"token": session["token"]})
-    await socket.subscribe()
-    await socket.until("CountsChanged")
+    session, socket = await _live(stack, subscriber_id)
 
     await _trigger(stack.base_b, stack, subscriber_id, "hello from B")
     received = await socket.until("NotificationReceived", wait=60)
@@ -338,10 +344,7 @@ async def _deliver_quietly(stack: Stack, subscriber_id: str, subject: str) -> tu
 
 async def test_a_caught_up_client_is_sent_the_doorbells_event_and_a_gap_is_read_from_the_log(stack: Stack) -> None:
     subscriber_id = f"carried-{uuid.uuid4().hex[:6]}"
-    session = await _session(stack.base_a, stack, subscriber_id)
-    socket = await Socket.open(stack.base_a, {"token": session["token"]})
-    await socket.subscribe()
-    await socket.until("CountsChanged")
+    _, socket = await _live(stack, subscriber_id)
 
     # Caught up: the event and the counts come from the doorbell alone. Its subject and counts were changed on the
     # way (MongoDB holds "real" and one message), so a client that hears them was not sent them from MongoDB.
