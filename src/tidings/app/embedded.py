@@ -94,11 +94,14 @@ class EmbeddedServer:
     port: int
     scheme: str
     log_path: Path
+    # Client options the URL carries (a URL query string without "?").
+    options: str = ""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
+        address = f"{self.scheme}://{self.host}:{self.port}"
+        return f"{address}/?{self.options}" if self.options else address
 
     def start(self, timeout: float = 30.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +157,10 @@ def secantus(
     port = port or free_port(host)
     storage = ":memory:" if data_dir is None else str(data_dir.resolve())
     argv = [found, "--host", host, "--port", str(port), "--storage-path", storage, "--log-level", "WARNING"]
-    return EmbeddedServer("secantusdb", argv, host, port, "mongodb", log_path)
+    # Without retryable writes: SecantusDB keeps every retryable write's reply for 30 minutes and walks them all on
+    # each write (sorting them once it holds 10,000), so a write slowed from 2 ms to 25 ms after 10,000 writes
+    # (docs/benchmarks.md). A retry guards against a replica-set failover, which this single local server never has.
+    return EmbeddedServer("secantusdb", argv, host, port, "mongodb", log_path, options="retryWrites=false")
 
 
 def _missing_extra(package: str) -> str:
