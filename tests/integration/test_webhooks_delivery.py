@@ -1,6 +1,6 @@
 """Webhook delivery against a real local HTTP server: signing, retries, the SSRF guard, emit and the sweep.
 
-`deliver` runs directly on Beanie (no worker); the queue is a recording implementation of the TaskQueue port.
+`deliver` runs directly on Beanie (no worker); the queue records what was queued (tests.queues).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import pytest
 from beanie import PydanticObjectId
 from pymongo import AsyncMongoClient
 
+from tests.queues import RecordingQueue
 from tests.servers import SECRET_KEY
 from tests.sinks import HttpSink, header, http_sink
 from tidings.core.clock import utcnow
 from tidings.core.crypto import Cipher
 from tidings.core.errors import ValidationError
-from tidings.core.queue import QueueUnavailableError
 from tidings.webhooks.commands import CreateWebhookEndpoint
 from tidings.webhooks.delivery import MAX_ATTEMPTS, DeliveryResult, deliver
 from tidings.webhooks.documents import DeliveryStatus, WebhookDelivery
@@ -38,17 +38,6 @@ from tidings.webhooks.sweep import due_deliveries, sweep_webhook_deliveries
 type Database = AsyncMongoClient[dict[str, Any]]
 
 CIPHER = Cipher(SECRET_KEY)
-
-
-class RecordingQueue:
-    def __init__(self, *, down: bool = False) -> None:
-        self.tasks: list[tuple[str, ...]] = []
-        self.down = down
-
-    async def enqueue(self, task_name: str, *args: str) -> None:
-        if self.down:
-            raise QueueUnavailableError("down")
-        self.tasks.append((task_name, *args))
 
 
 @pytest.fixture(scope="module")

@@ -98,14 +98,23 @@ async def _create(trigger: Trigger, subscriber_ids: Sequence[str], queue: TaskQu
         )
         for subscriber_id in dict.fromkeys(subscriber_ids)
     ]
-    await _insert_notifications(notifications)
+    refused = await refused_as_duplicates(
+        Notification.get_pymongo_collection().insert_many(
+            [notification.model_dump(by_alias=True) for notification in notifications], ordered=False
+        )
+    )
     if not trigger.workflow.steps:
         return
-    # Read back rather than trust what this run inserted: a notification written by an earlier, interrupted run
-    # still needs its first job (the unique job index makes that idempotent).
-    stored = await Notification.find(
-        {"trigger_id": trigger.id, "subscriber_id": {"$in": [n.subscriber_id for n in notifications]}}
-    ).to_list()
+    stored = [notification for index, notification in enumerate(notifications) if index not in refused]
+    if refused:
+        # An interrupted earlier run wrote these (the unique index refused ours): theirs still need a first job,
+        # which the unique job index makes idempotent. Only those are read back — on a first run, none.
+        stored += await Notification.find(
+            {
+                "trigger_id": trigger.id,
+                "subscriber_id": {"$in": [notifications[index].subscriber_id for index in refused]},
+            }
+        ).to_list()
     first = trigger.workflow.steps[0]
     now = utcnow()
     jobs = [
@@ -127,9 +136,3 @@ async def _create(trigger: Trigger, subscriber_ids: Sequence[str], queue: TaskQu
         if notification.id is not None
     ]
     await wake(queue, await insert_new(jobs))
-
-
-async def _insert_notifications(notifications: list[Notification]) -> None:
-    # One this trigger already has (an interrupted run) is refused by the unique index, and read back after.
-    documents = [notification.model_dump(by_alias=True) for notification in notifications]
-    await refused_as_duplicates(Notification.get_pymongo_collection().insert_many(documents, ordered=False))
