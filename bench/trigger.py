@@ -227,7 +227,7 @@ async def run(args: Any) -> None:
     count, bulk_events, topic_size = (20, 200, 50) if args.smoke else (args.triggers, args.bulk_events, args.topic_size)
     with servers(workdir) as found:
         described = await machine(found)
-        figures = await _api_figures(found, workdir, runs, (count, bulk_events), args)
+        figures = await _api_figures(found, workdir, runs, (count, bulk_events), args) if count or bulk_events else {}
         if topic_size:
             topic_runs = 1 if args.smoke else args.topic_runs
             figures["topic"] = await _topic_figures(
@@ -318,7 +318,12 @@ def _profiled(enabled: bool, pid: int, name: str) -> Iterator[None]:
 
 def main() -> None:
     parser = arguments(__doc__ or "")
-    parser.add_argument("--triggers", type=int, default=2000, help="single triggers per run (default 2,000)")
+    parser.add_argument(
+        "--triggers",
+        type=int,
+        default=2000,
+        help="single triggers per run (default 2,000; 0 with --bulk-events 0 skips both)",
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="trigger requests in flight (default 16)")
     parser.add_argument("--bulk-events", type=int, default=5000, help="bulkTrigger events per run (default 5,000)")
     parser.add_argument("--batch", type=int, default=100, help="events per bulkTrigger call (default 100, the limit)")
