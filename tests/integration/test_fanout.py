@@ -40,6 +40,7 @@ async def test_a_fan_out_run_again_gives_every_member_one_notification_and_one_f
     # What an interrupted run left: notifications for two members, the first job of only one of them.
     earlier = [
         Notification(
+            id=PydanticObjectId(),
             environment_id=environment,
             trigger_id=trigger.id,
             transaction_id="tx-1",
@@ -49,13 +50,11 @@ async def test_a_fan_out_run_again_gives_every_member_one_notification_and_one_f
         for one in MEMBERS[:2]
     ]
     await Notification.insert_many(earlier)
-    stored_earlier = await Notification.find({"trigger_id": trigger.id}).to_list()
-    first = next(one for one in stored_earlier if one.subscriber_id == MEMBERS[0])
-    assert first.id is not None
+    assert earlier[0].id is not None
     await Job(
         environment_id=environment,
         trigger_id=trigger.id,
-        notification_id=first.id,
+        notification_id=earlier[0].id,
         transaction_id="tx-1",
         workflow_id="news",
         subscriber_id=MEMBERS[0],
