@@ -147,9 +147,15 @@ def valkey(
 
 
 def secantus(
-    *, data_dir: Path | None, log_path: Path, port: int | None = None, host: str = "127.0.0.1"
+    *,
+    data_dir: Path | None,
+    log_path: Path,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    test_commands: bool = False,
 ) -> EmbeddedServer:
-    """SecantusDB's `secantusd-py`; without `data_dir` its storage is in memory."""
+    """SecantusDB's `secantusd-py`; without `data_dir` its storage is in memory. `test_commands` enables
+    `configureFailPoint`, with which tests make commands fail; never on a server anything else can reach."""
     executable = Path(sys.executable).with_name("secantusd-py")
     found = str(executable) if executable.exists() else shutil.which("secantusd-py")
     if found is None:
@@ -157,6 +163,8 @@ def secantus(
     port = port or free_port(host)
     storage = ":memory:" if data_dir is None else str(data_dir.resolve())
     argv = [found, "--host", host, "--port", str(port), "--storage-path", storage, "--log-level", "WARNING"]
+    if test_commands:
+        argv.append("--enable-test-commands")
     # Without retryable writes: SecantusDB keeps every retryable write's reply for 30 minutes and walks them all on
     # each write (sorting them once it holds 10,000), so a write slowed from 2 ms to 25 ms after 10,000 writes
     # (docs/benchmarks.md). A retry guards against a replica-set failover, which this single local server never has.

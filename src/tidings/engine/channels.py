@@ -200,7 +200,7 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
                 last_error = exc
                 continue
             await _announce(ctx, WebhookEventType.MESSAGE_FAILED, integration, kind=exc.kind.value, error=exc.message)
-            return _after_failure(ctx, exc, {**base, "attempts": attempts})
+            return after_failure(ctx, exc, {**base, "attempts": attempts})
         await breaker.record(str(integration.id), healthy=True)
         record_send(integration.provider_id)
         record_delivery(channel, ctx.trigger.created_at, utcnow())
@@ -218,7 +218,7 @@ async def run_provider_channel(ctx: StepContext, step: EmailStep | SmsStep | Pus
         )
     if last_error is None:
         last_error = DeliveryError(f"every {channel.value} integration has an open circuit", kind=FailureKind.TRANSIENT)
-    return _after_failure(ctx, last_error, {"attempts": attempts})
+    return after_failure(ctx, last_error, {"attempts": attempts})
 
 
 async def _announce(ctx: StepContext, event: WebhookEventType, integration: Integration, **data: Any) -> None:
@@ -243,7 +243,7 @@ async def _record_send(job: Job, message_id: str) -> None:
     await Job.get_pymongo_collection().update_one({"_id": job.id}, {"$set": {"sent_message_id": message_id}})
 
 
-def _after_failure(ctx: StepContext, error: DeliveryError, base: dict[str, Any]) -> Outcome:
+def after_failure(ctx: StepContext, error: DeliveryError, base: dict[str, Any]) -> Outcome:
     """Transient failures retry with backoff until `max_attempts`; the others fail the step at once."""
     detail = {**base, "error": error.message, "kind": error.kind.value, **error.detail}
     policy = ctx.deps.policy

@@ -14,13 +14,15 @@ from datetime import timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
+from pymongo.errors import ConnectionFailure, PyMongoError
 from structlog.contextvars import bound_contextvars
 
 from tidings.core.channels import Channel
 from tidings.core.clock import utcnow
-from tidings.engine.channels import run_in_app, run_provider_channel
+from tidings.engine.channels import after_failure, run_in_app, run_provider_channel
 from tidings.engine.conditions import ConditionError, evaluate, is_truthy
 from tidings.engine.context import STEP, StepContext
+from tidings.engine.delivery import DeliveryError, FailureKind
 from tidings.engine.flow import run_delay, run_digest, run_throttle
 from tidings.engine.metrics import record_job
 from tidings.engine.outcome import Outcome, failed, skipped
@@ -154,9 +156,25 @@ async def _run_step(job: Job, trigger: Trigger, deps: EngineDeps) -> Outcome:
         return refusal
     try:
         return await _dispatch(ctx)
-    except Exception as exc:  # an unexpected bug must not leave the job running until its lease expires
+    except Exception as exc:
+        if _database_unavailable(exc):
+            if ctx.step.channel is None:
+                # A delay, digest or throttle parked for a retry would wake as if its own time had come; left
+                # running, it is run afresh once its lease expires (the scheduler's sweep).
+                raise
+            # A stalled, restarting or failing-over MongoDB is passing trouble, like a provider's 503: retry with
+            # backoff. A rerun is safe: the in-app message is keyed by notification and step, and a provider's
+            # message id is stored the moment the provider accepts.
+            error = DeliveryError(f"database unavailable: {type(exc).__name__}", kind=FailureKind.TRANSIENT)
+            return after_failure(ctx, error, {})
+        # An unexpected bug must not leave the job running until its lease expires.
         logger.exception("step %s of job %s failed unexpectedly", job.step_id, job.id)
         return failed(f"internal error: {type(exc).__name__}")
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """Unreachable (network error, no server selected, a primary stepping down) or out of time."""
+    return isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError) and exc.timeout)
 
 
 async def _refusal(ctx: StepContext) -> Outcome | None:
