@@ -154,6 +154,16 @@ async def test_erasure_removes_everything_of_the_subscriber_and_nothing_else(sta
     await alpha.data(TOPIC, key="news")
     await alpha.data(ADD, key="news", ids=["gdpr", "keeper"])
     shared = await _trigger(alpha, "hello", "gdpr", "keeper")
+    # Triggers that name them without notifying them: as the actor, and left out of the topic (Novu's `exclude`).
+    acted = (
+        await alpha.data(TRIGGER, input={"workflowId": "hello", "to": [{"subscriberId": "keeper"}], "actor": "gdpr"})
+    )["trigger"]["transactionId"]
+    excluded = await alpha.client.post(
+        "/v1/events/trigger",
+        json={"name": "hello", "to": {"type": "Topic", "topicKey": "news", "exclude": ["gdpr"]}},
+        headers={"Authorization": f"ApiKey {alpha.api_key}"},
+    )
+    assert excluded.status_code == 201, excluded.text
     await _trigger(alpha, "hello", "gdpr")  # for them alone: the trigger goes too
     await _trigger(alpha, "digested", "gdpr")
     await _trigger(alpha, "throttled", "gdpr")
@@ -165,7 +175,8 @@ async def test_erasure_removes_everything_of_the_subscriber_and_nothing_else(sta
         parked = await stack.db.jobs.count_documents({"step_id": "digest", "status": "delayed"})
         windows = await stack.count("throttle_windows", stack.alpha_id, "gdpr")
         beta_messages = await stack.count("inbox_messages", stack.beta_id, "gdpr")
-        return messages == 2 and parked == 1 and windows == 1 and beta_messages == 1
+        keeper = await stack.count("inbox_messages", stack.alpha_id, "keeper")
+        return messages == 2 and parked == 1 and windows == 1 and beta_messages == 1 and keeper == 3
 
     await stack.eventually(settled, "the in-app messages, the open digest and the throttle window")
     # Their delayed job is parked when the erasure comes; the keeper's, triggered alongside, is the control.
@@ -196,7 +207,14 @@ async def test_erasure_removes_everything_of_the_subscriber_and_nothing_else(sta
     for transaction_id in (shared, later):
         trigger = await stack.db.triggers.find_one({"transaction_id": transaction_id})
         assert trigger is not None
-        assert trigger["to"] == [{"subscriber_id": "keeper", "topic_key": None}]
+        assert [one["subscriber_id"] for one in trigger["to"]] == ["keeper"]
+    acted_trigger = await stack.db.triggers.find_one({"transaction_id": acted})
+    assert acted_trigger is not None
+    assert acted_trigger["actor"] is None
+    topic_trigger = await stack.db.triggers.find_one({"transaction_id": excluded.json()["data"]["transactionId"]})
+    assert topic_trigger is not None
+    assert [(one["topic_key"], one["exclude"]) for one in topic_trigger["to"]] == [("news", [])]
+    assert "gdpr" not in str(await stack.db.triggers.find({"environment_id": stack.alpha_id}).to_list())
     # The same subscriber id in another environment is untouched.
     for collection in ("subscribers", "inbox_messages", "notifications", "jobs"):
         assert await stack.count(collection, stack.beta_id, "gdpr") >= 1, collection

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from redis.asyncio import Redis
 
 from tests.api.conftest import GraphQL
 from tests.inbox_client import Socket
+from tests.node import node_cache, npm_install, script_beside
 from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, isolated_settings, role_env
 from tidings.app.settings import Settings
 from tidings.core.crypto import Cipher
@@ -139,37 +139,17 @@ async def test_a_client_on_one_process_hears_what_happens_through_another(stack:
     await socket.close()
 
 
-def _graphql_ws_modules(cache: Path) -> Path:
-    """graphql-ws and ws from the npm registry, installed once per machine into a cache folder."""
-    npm = shutil.which("npm")
-    assert npm is not None, "Node.js and npm are needed for this test (Debian: apt-get install nodejs npm)"
-    target = cache / "graphql-ws-client"
-    if not (target / "node_modules" / "graphql-ws" / "package.json").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", "graphql-ws@6", "ws@8", "graphql@16"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return target / "node_modules"
-
-
 async def test_the_reference_graphql_ws_client_receives_a_live_notification(
     stack: Stack, pytestconfig: pytest.Config
 ) -> None:
-    # pytest's cache folder (.pytest_cache, git-ignored) keeps the install between runs; without it, the home cache.
-    pytest_cache = getattr(pytestconfig, "cache", None)
-    cache = Path(pytest_cache.mkdir("node")) if pytest_cache else Path.home() / ".cache" / "tidings-tests"
-    modules = await asyncio.to_thread(_graphql_ws_modules, cache)
+    folder = node_cache(pytestconfig) / "graphql-ws-client"
+    packages = ["graphql-ws@6", "ws@8", "graphql@16"]
+    modules = await asyncio.to_thread(npm_install, folder, "graphql-ws", packages)
     subscriber_id = f"node-{uuid.uuid4().hex[:6]}"
     session = await _session(stack.base_a, stack, subscriber_id)
     node = shutil.which("node")
     assert node is not None
-    # Node resolves bare imports from the script's folder upwards; NODE_PATH is ignored for ES modules, so the
-    # script runs from a copy inside the folder that holds node_modules.
-    script = modules.parent / NODE_CLIENT.name
-    shutil.copyfile(NODE_CLIENT, script)
+    script = script_beside(modules, NODE_CLIENT)
     process = await asyncio.create_subprocess_exec(
         node,
         str(script),

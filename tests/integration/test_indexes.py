@@ -51,6 +51,9 @@ CASES: list[Case] = [
     ),
     ("subscribers", {"environment_id": ENV, "_id": {"$gt": AFTER}}, {"_id": 1}, None, ENV_ID),
     ("topics", {"environment_id": ENV, "key": "news"}, None, None, "environment_id_1_key_1"),
+    # Erasure: triggers that name the subscriber as actor or in a topic's `exclude`.
+    ("triggers", {"environment_id": ENV, "actor": "ada"}, None, None, "environment_id_1_actor_1"),
+    ("triggers", {"environment_id": ENV, "to.exclude": "ada"}, None, None, "environment_id_1_to.exclude_1"),
     ("topics", {"environment_id": ENV, "key": {"$in": ["news"]}}, None, None, "environment_id_1_key_1"),
     ("topics", {"environment_id": ENV, "_id": {"$gt": AFTER}}, {"_id": 1}, None, ENV_ID),
     (

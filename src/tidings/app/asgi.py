@@ -30,6 +30,8 @@ from tidings.graphql.endpoint import PROTOCOLS, GraphQLApp
 from tidings.graphql.schema import build_schema
 from tidings.inbox.hub import InboxHub
 from tidings.inbox.sessions import session_signer
+from tidings.rest.http import RestOptions
+from tidings.rest.routes import rest_routes
 from tidings.tasks.broker import CONSUMER_GROUP
 from tidings.tasks.providers.registry import ProviderSender
 from tidings.tasks.queue import BrokerTaskQueue
@@ -73,6 +75,7 @@ def create_app(settings: Settings, draining: Draining | None = None) -> Starlett
         allowed_origins=settings.cors_origins,
     )
     draining.on_close(graphql.close_websockets_for_restart)
+    rest = RestOptions(limits=settings.limits())
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[State]:
@@ -82,6 +85,7 @@ def create_app(settings: Settings, draining: Draining | None = None) -> Starlett
             await hub.start()
             graphql.hub = hub
             graphql.limiter = RateLimiter(resources.redis, settings.rate_limits())
+            rest.queue, rest.limiter = graphql.queue, graphql.limiter
             sampler = asyncio.create_task(sample_queue_forever(resources.redis, settings.queue_name, CONSUMER_GROUP))
             try:
                 yield {"resources": resources, "draining": draining}
@@ -99,6 +103,7 @@ def create_app(settings: Settings, draining: Draining | None = None) -> Starlett
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *widget_routes(demo_page_enabled=settings.demo_page),
+        *rest_routes(rest),
         Route(
             STATUS_CALLBACK_PATH,
             status_callback_endpoint(sender, settings.public_url, lambda: graphql.queue),

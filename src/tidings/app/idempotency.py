@@ -1,13 +1,14 @@
 """`Idempotency-Key` on mutating HTTP requests: a retried POST gets the first answer instead of running again.
 
-Applies to POST /graphql carrying a mutation and to every POST under /v1/; queries pass through untouched (running
-them twice changes nothing). A key is scoped to the caller (a hash of the `Authorization` header), so two API keys
-never share one. The first request claims the key in Redis (SET NX, for `lock_seconds` at most) with the SHA-256 of
-its body, runs, and its answer (status, content type, body) is kept for `ttl_seconds`. Then the same key with:
-the same body → the kept answer with `Idempotency-Replayed: true`, not run again; a request still running → 409;
-another body → 422. Answers that may be different on a retry are not kept, and the key is released: 5xx, 408, 409,
-425, 429 (a rate limit), a GraphQL answer with an INTERNAL, UNAVAILABLE or RATE_LIMITED error, and answers larger
-than `max_body_bytes`. Other GraphQL errors (VALIDATION, NOT_FOUND…) are answers like any other and are kept.
+Applies to POST /graphql carrying a mutation and to every POST and PATCH of the REST API (/v1/, /v2/); queries pass
+through untouched (running them twice changes nothing). A key is scoped to the caller (a hash of the `Authorization`
+header), so two API keys never share one. The first request claims the key in Redis (SET NX, for `lock_seconds` at
+most) with the SHA-256 of its body, runs, and its answer (status, content type, body) is kept for `ttl_seconds`. Then
+the same key with: the same body → the kept answer with `Idempotency-Replayed: true`, not run again; a request still
+running → 409; another body → 422. Answers that may be different on a retry are not kept, and the key is released:
+5xx, 408, 409, 425, 429 (a rate limit), a GraphQL answer with an INTERNAL, UNAVAILABLE or RATE_LIMITED error, and
+answers larger than `max_body_bytes`. Other GraphQL errors (VALIDATION, NOT_FOUND…) are answers like any other and are
+kept.
 
 When Redis is unavailable a request with a key is refused with 503 (retry later with the same key), since running
 it unguarded could run it twice — the one thing the client asked us not to do.
@@ -29,7 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.graphql.context import IDEMPOTENCY_SEED_STATE
+from tidings.core.idempotency import IDEMPOTENCY_SEED_STATE
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotency-replayed"
 MAX_KEY_LENGTH = 255
 KEY_PREFIX = "tidings:idempotency"
+_GUARDED_METHODS = frozenset({"POST", "PATCH"})  # PATCH only reaches the REST API
 _KEPT_HEADERS = frozenset({b"content-type", b"retry-after", b"location"})
 _TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
 _TRANSIENT_CODES = frozenset({"INTERNAL", "UNAVAILABLE", "RATE_LIMITED"})
@@ -70,7 +72,7 @@ class IdempotencyMiddleware:
         self.max_tokens = max_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not _guarded_path(scope["path"]):
+        if scope["type"] != "http" or scope["method"] not in _GUARDED_METHODS or not _guarded_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         key = _header(scope, HEADER)
@@ -193,7 +195,7 @@ class IdempotencyMiddleware:
 
 
 def _guarded_path(path: str) -> bool:
-    return path == "/graphql" or path.startswith("/v1/")
+    return path == "/graphql" or path.startswith(("/v1/", "/v2/"))
 
 
 def _valid_key(key: bytes) -> bool:

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class HttpMetricsMiddleware:
-    """Counts and times requests; the path label is one of `known_paths` or "other", to bound cardinality."""
+    """Counts and times requests; the path label is the template of the route taken, one of `known_paths`, or
+    "other", to bound cardinality."""
 
     def __init__(self, app: ASGIApp, known_paths: frozenset[str]) -> None:
         self.app = app
@@ -35,7 +36,6 @@ class HttpMetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"] if scope["path"] in self.known_paths else "other"
         status = 500
         started = time.perf_counter()
 
@@ -48,6 +48,9 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
+            # The route's template (`/v2/subscribers/{subscriberId}`), which the router left in the scope.
+            template = getattr(scope.get("route"), "path", None)
+            path = template if template in self.known_paths else "other"
             HTTP_REQUESTS.labels(scope["method"], path, str(status)).inc()
             HTTP_DURATION.labels(scope["method"], path).observe(time.perf_counter() - started)
 

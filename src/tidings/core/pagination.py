@@ -31,6 +31,21 @@ def decode_cursor(cursor: str) -> ObjectId:
         raise ValidationError("not a cursor returned by this API", field="after") from None
 
 
+# Counts beside a page stop here: a count reads every match (Novu caps its list counts too).
+COUNT_CAP = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    count: int
+    capped: bool  # more than `count` match: counting stopped there
+
+
+async def count_up_to[D: Document](document: type[D], query: dict[str, Any], cap: int = COUNT_CAP) -> Count:
+    counted = await document.get_pymongo_collection().count_documents(query, limit=cap + 1)
+    return Count(count=min(counted, cap), capped=counted > cap)
+
+
 @dataclass(frozen=True, slots=True)
 class PageRequest:
     first: int

@@ -107,6 +107,16 @@ async def ensure_environment(name: str, api_key: str, *, cipher: Cipher) -> Envi
     return existing
 
 
+def parse_api_key(authorization: str | None) -> str | None:
+    """`Authorization: ApiKey <key>` (GraphQL and REST alike); anything else is no admin key at all."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "apikey" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
 async def authenticate_api_key(api_key: str) -> Environment:
     digest = hash_secret(api_key)
     environment = await Environment.find_one({"api_keys.hash": digest})

@@ -56,19 +56,6 @@ class Context:
 
 type Info = StrawberryInfo[Context, None]
 
-# The key of the request scope's state under which app.idempotency leaves the seed of derived transaction ids.
-IDEMPOTENCY_SEED_STATE = "idempotency_seed"
-
-
-def parse_api_key(authorization: str | None) -> str | None:
-    """`Authorization: ApiKey <key>`; anything else is no admin key at all."""
-    if not authorization:
-        return None
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() != "apikey" or not credentials.strip():
-        return None
-    return credentials.strip()
-
 
 def parse_subscriber_token(authorization: str | None) -> str | None:
     """`Authorization: Bearer <token from inboxSession>`; a subscriber token never passes for an admin key."""

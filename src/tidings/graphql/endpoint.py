@@ -18,15 +18,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Connec
 
 from tidings.core.crypto import Cipher
 from tidings.core.errors import UnauthenticatedError
+from tidings.core.idempotency import IDEMPOTENCY_SEED_STATE
 from tidings.core.limits import Limits
 from tidings.core.queue import TaskQueue
 from tidings.engine.delivery import Sender
 from tidings.environments.ratelimits import RateLimiter
+from tidings.environments.service import parse_api_key
 from tidings.graphql.context import (
-    IDEMPOTENCY_SEED_STATE,
     Context,
     InboxOptions,
-    parse_api_key,
     parse_subscriber_token,
 )
 from tidings.inbox.hub import InboxHub

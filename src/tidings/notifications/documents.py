@@ -23,10 +23,13 @@ class TriggerStatus(StrEnum):
 
 
 class Recipient(BaseModel):
-    """One entry of a trigger's `to`, after inline subscribers were upserted: a subscriber id or a topic key."""
+    """One entry of a trigger's `to`, after inline subscribers were upserted: a subscriber id, a topic key (less
+    `exclude`), or every subscriber of the environment."""
 
     subscriber_id: str | None = None
     topic_key: str | None = None
+    exclude: list[str] = Field(default_factory=list)
+    all_subscribers: bool = False
 
 
 class WorkflowSnapshot(BaseModel):
@@ -53,6 +56,8 @@ class Trigger(Document):
     status: TriggerStatus = TriggerStatus.ACCEPTED
     # Fan-out progress: the last topic membership `_id` handled per topic, so a resumed fan-out skips what is done.
     topic_cursors: dict[str, PydanticObjectId] = Field(default_factory=dict)
+    # The same for a broadcast: the last subscriber `_id` handled.
+    broadcast_cursor: PydanticObjectId | None = None
     notification_count: int = 0
     # Kept for the environment's jobs retention after it was accepted, pushed later by every job that parks.
     expires_at: datetime | None = None
@@ -64,6 +69,9 @@ class Trigger(Document):
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("environment_id", ASCENDING), ("transaction_id", ASCENDING)], unique=True),
             IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),
+            # Erasing a subscriber finds the triggers that name it without having notified it.
+            IndexModel([("environment_id", ASCENDING), ("actor", ASCENDING)]),
+            IndexModel([("environment_id", ASCENDING), ("to.exclude", ASCENDING)]),
             # Retention (environments.retention): MongoDB deletes the record once `expires_at` passed.
             IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
         ]

@@ -1,5 +1,6 @@
 """Erasing one subscriber's activity: its notifications with their jobs, its digests and throttle windows, and the
-triggers that were for it alone (a trigger with other recipients only loses the subscriber from `to`).
+triggers that were for it alone (a trigger with other recipients only loses the subscriber from `to`, and one that names
+it as its actor or in a topic's `exclude` loses it there).
 
 Batch by batch, jobs go first (a deleted job is never claimed, so nothing parked of theirs sends afterwards), then
 the triggers of the batch, then its notifications: an erasure interrupted anywhere is finished by running it again.
@@ -38,6 +39,16 @@ async def _erase_triggers(trigger_ids: set[PydanticObjectId], subscriber_id: str
     return deleted
 
 
+async def _forget_in_triggers(environment_id: PydanticObjectId, subscriber_id: str) -> None:
+    """Triggers that name the subscriber without having notified them — as their actor, or left out of a topic with
+    `exclude` — keep the trigger but lose the id."""
+    triggers = Trigger.get_pymongo_collection()
+    await triggers.update_many({"environment_id": environment_id, "actor": subscriber_id}, {"$set": {"actor": None}})
+    async for row in triggers.find({"environment_id": environment_id, "to.exclude": subscriber_id}, {"to": 1}):
+        to = [{**one, "exclude": [x for x in one.get("exclude", []) if x != subscriber_id]} for one in row["to"]]
+        await triggers.update_one({"_id": row["_id"]}, {"$set": {"to": to}})
+
+
 async def erase_subscriber_activity(environment_id: PydanticObjectId, subscriber_id: str) -> dict[str, int]:
     scope: dict[str, Any] = {"environment_id": environment_id, "subscriber_id": subscriber_id}
     notifications = Notification.get_pymongo_collection()
@@ -52,6 +63,7 @@ async def erase_subscriber_activity(environment_id: PydanticObjectId, subscriber
         ).deleted_count
         counts["triggers"] += await _erase_triggers({row["trigger_id"] for row in rows}, subscriber_id)
         counts["notifications"] += (await notifications.delete_many({"_id": {"$in": ids}})).deleted_count
+    await _forget_in_triggers(environment_id, subscriber_id)
     counts["digests"] = (await Digest.get_pymongo_collection().delete_many(scope)).deleted_count
     counts["throttle_windows"] = (await ThrottleWindow.get_pymongo_collection().delete_many(scope)).deleted_count
     return counts

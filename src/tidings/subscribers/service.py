@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from tidings.core.clock import utcnow
 from tidings.core.errors import AlreadyExistsError, NotFoundError, UnavailableError, ValidationError
 from tidings.core.limits import Limits
-from tidings.core.pagination import Page, PageRequest, paginate, paginate_any
+from tidings.core.pagination import Count, Page, PageRequest, count_up_to, paginate, paginate_any
 from tidings.preferences.documents import SubscriberPreference
 from tidings.subscribers.commands import SubscriberFields, UpsertSubscriber
 from tidings.subscribers.documents import Subscriber
@@ -218,6 +218,15 @@ async def list_subscribers(
         ],
         request,
     )
+
+
+async def count_subscribers(environment_id: PydanticObjectId, search: str | None = None) -> Count:
+    """How many subscribers `list_subscribers` would page through (up to `COUNT_CAP`)."""
+    query: dict[str, Any] = {"environment_id": environment_id}
+    if search:
+        _check_search(search)
+        query["$or"] = [{"subscriber_id": prefix_range(search)}, {"email_lower": prefix_range(search.lower())}]
+    return await count_up_to(Subscriber, query)
 
 
 async def update_subscriber(

@@ -12,17 +12,18 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from tidings.core.clock import utcnow
-from tidings.core.errors import AlreadyExistsError, NotFoundError, ValidationError
+from tidings.core.errors import AlreadyExistsError, NotFoundError, UnavailableError, ValidationError
 from tidings.core.inserts import refused_as_duplicates
 from tidings.core.limits import Limits
-from tidings.core.pagination import Page, PageRequest, paginate
+from tidings.core.pagination import Count, Page, PageRequest, count_up_to, paginate
 from tidings.subscribers.commands import is_subscriber_id
 from tidings.subscribers.documents import Subscriber
 from tidings.subscribers.service import get_subscriber, still_existing, subscriber_object_ids, subscribers_by_id
 from tidings.topics.documents import Topic, TopicSubscription
 
-_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_KEY = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 _MAX_NAME = 256
+_UPSERT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ class MembershipChange:
 
 def _check_key(key: str, field: str) -> str:
     if not _KEY.match(key):
-        raise ValidationError("a topic key is 1 to 128 letters, digits, or _ . : -", field=field)
+        raise ValidationError("a topic key is 1 to 128 letters, digits, or _ . : @ -", field=field)
     return key
 
 
@@ -60,6 +61,30 @@ async def create_topic(environment_id: PydanticObjectId, key: str, name: str) ->
     return topic
 
 
+async def upsert_topic(environment_id: PydanticObjectId, key: str, name: str | None) -> tuple[Topic, bool]:
+    """Create the topic, or rename it when it exists and `name` is given; returns it and whether it was created.
+    Without a name a new topic is named by its key."""
+    _check_key(key, "input.key")
+    now = utcnow()
+    update: dict[str, Any] = {"$setOnInsert": {"created_at": now, "_id": PydanticObjectId()}}
+    if name is not None:
+        update["$set"] = {"name": _check_name(name), "updated_at": now}
+    else:
+        update["$setOnInsert"] |= {"name": key, "updated_at": now}
+    offered = update["$setOnInsert"]["_id"]
+    for _ in range(_UPSERT_ATTEMPTS):
+        try:
+            raw = await Topic.get_pymongo_collection().find_one_and_update(
+                _scope(environment_id, key), update, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            continue  # a parallel upsert inserted it first; the retry updates it
+        if raw is not None:
+            topic: Topic = Topic.model_validate(raw)
+            return topic, topic.id == offered
+    raise UnavailableError(f"topic {key!r} changed too often to upsert; try again")
+
+
 async def get_topic(environment_id: PydanticObjectId, key: str) -> Topic:
     topic = await Topic.find_one(_scope(environment_id, key))
     if topic is None:
@@ -69,6 +94,10 @@ async def get_topic(environment_id: PydanticObjectId, key: str) -> Topic:
 
 async def list_topics(environment_id: PydanticObjectId, request: PageRequest) -> Page[Topic]:
     return await paginate(Topic.find({"environment_id": environment_id}), request)
+
+
+async def count_topics(environment_id: PydanticObjectId) -> Count:
+    return await count_up_to(Topic, {"environment_id": environment_id})
 
 
 async def rename_topic(environment_id: PydanticObjectId, key: str, name: str) -> Topic:
@@ -182,6 +211,26 @@ async def list_topic_subscribers(environment_id: PydanticObjectId, key: str, req
     members = await paginate(TopicSubscription.find({"environment_id": environment_id, "topic_key": key}), request)
     found = await subscribers_by_id(environment_id, [member.subscriber_id for member in members.items])
     return _joined(members, lambda member: found.get(member.subscriber_id))
+
+
+async def topic_memberships(
+    environment_id: PydanticObjectId, key: str, subscriber_ids: Sequence[str]
+) -> list[TopicSubscription]:
+    """The memberships of these subscribers in the topic (those that exist)."""
+    return await TopicSubscription.find(
+        {"environment_id": environment_id, "topic_key": key, "subscriber_id": {"$in": list(subscriber_ids)}}
+    ).to_list()
+
+
+async def list_topic_memberships(
+    environment_id: PydanticObjectId, key: str, request: PageRequest
+) -> tuple[Page[TopicSubscription], dict[str, Subscriber], Count]:
+    """A page of the topic's memberships in the order they were made, their subscribers, and how many there are."""
+    await get_topic(environment_id, key)
+    scope = {"environment_id": environment_id, "topic_key": key}
+    members = await paginate(TopicSubscription.find(scope), request)
+    found = await subscribers_by_id(environment_id, [member.subscriber_id for member in members.items])
+    return members, found, await count_up_to(TopicSubscription, scope)
 
 
 async def list_subscriber_topics(

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from tidings.subscribers.commands import SUBSCRIBER_ID, UpsertSubscriber
 
 TRANSACTION_ID = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
-TOPIC_KEY = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+# `@` too: Novu allows an email address as a topic key.
+TOPIC_KEY = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
+# Subscribers a topic recipient leaves out: a few (the author of a comment), not a second audience.
+MAX_EXCLUDED = 100
 
 
 class To(BaseModel):
-    """One recipient: a subscriber id, a subscriber to upsert on the way, or a topic — exactly one."""
+    """One recipient: a subscriber id, a subscriber to upsert on the way, a topic (less the subscribers in
+    `exclude`), or every subscriber of the environment (a broadcast) — exactly one."""
 
     model_config = ConfigDict(extra="forbid")
 
     subscriber_id: SUBSCRIBER_ID | None = None
     subscriber: UpsertSubscriber | None = None
     topic_key: TOPIC_KEY | None = None
+    all_subscribers: Literal[True] | None = None
+    exclude: list[SUBSCRIBER_ID] | None = Field(default=None, max_length=MAX_EXCLUDED)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> To:
-        given = [name for name in ("subscriber_id", "subscriber", "topic_key") if getattr(self, name) is not None]
+        kinds = ("subscriber_id", "subscriber", "topic_key", "all_subscribers")
+        given = [name for name in kinds if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of subscriberId, subscriber or topicKey")
+            raise ValueError("give exactly one of subscriberId, subscriber, topicKey or allSubscribers")
+        if self.exclude is not None and self.topic_key is None:
+            raise ValueError("exclude applies to a topic only")
         return self
 
 

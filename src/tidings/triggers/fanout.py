@@ -25,6 +25,7 @@ from tidings.notifications.documents import (
     TriggerStatus,
 )
 from tidings.notifications.service import insert_new, wake
+from tidings.subscribers.documents import Subscriber
 from tidings.subscribers.service import existing_subscriber_ids
 from tidings.topics.documents import TopicSubscription
 
@@ -51,8 +52,13 @@ async def _fan_out(trigger: Trigger, queue: TaskQueue) -> None:
         page = direct[start : start + PAGE_SIZE]
         known = await existing_subscriber_ids(trigger.environment_id, page)
         await _create(trigger, [one for one in page if one in known and one != trigger.actor], queue)
-    for topic_key in [recipient.topic_key for recipient in trigger.to if recipient.topic_key is not None]:
-        await _fan_out_topic(trigger, topic_key, queue)
+    for recipient in trigger.to:
+        if recipient.topic_key is not None:
+            # The actor triggered it: they don't need to hear about their own action.
+            left_out = {*recipient.exclude, *([trigger.actor] if trigger.actor else [])}
+            await _fan_out_topic(trigger, recipient.topic_key, left_out, queue)
+    if any(recipient.all_subscribers for recipient in trigger.to):
+        await _fan_out_everyone(trigger, queue)
     count = await Notification.find({"trigger_id": trigger.id}).count()
     await Trigger.get_pymongo_collection().update_one(
         {"_id": trigger.id, "status": TriggerStatus.ACCEPTED},
@@ -61,7 +67,7 @@ async def _fan_out(trigger: Trigger, queue: TaskQueue) -> None:
     logger.info("trigger fanned out", extra={"notifications": count})
 
 
-async def _fan_out_topic(trigger: Trigger, topic_key: str, queue: TaskQueue) -> None:
+async def _fan_out_topic(trigger: Trigger, topic_key: str, left_out: set[str], queue: TaskQueue) -> None:
     after = trigger.topic_cursors.get(topic_key)
     while True:
         query: dict[str, object] = {"environment_id": trigger.environment_id, "topic_key": topic_key}
@@ -70,14 +76,38 @@ async def _fan_out_topic(trigger: Trigger, topic_key: str, queue: TaskQueue) -> 
         members = await TopicSubscription.find(query).sort("+_id").limit(PAGE_SIZE).to_list()
         if not members:
             return
-        # The actor triggered it: they don't need to hear about their own action.
-        await _create(trigger, [m.subscriber_id for m in members if m.subscriber_id != trigger.actor], queue)
+        await _create(trigger, [m.subscriber_id for m in members if m.subscriber_id not in left_out], queue)
         after = members[-1].id
         assert after is not None
         await Trigger.get_pymongo_collection().update_one(
             {"_id": trigger.id}, {"$set": {f"topic_cursors.{topic_key}": after, "updated_at": utcnow()}}
         )
         if len(members) < PAGE_SIZE:
+            return
+
+
+async def _fan_out_everyone(trigger: Trigger, queue: TaskQueue) -> None:
+    """A broadcast: every subscriber of the environment, in `_id` pages, the position saved after each page."""
+    after = trigger.broadcast_cursor
+    while True:
+        query: dict[str, object] = {"environment_id": trigger.environment_id}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        page = (
+            await Subscriber.get_pymongo_collection()
+            .find(query, {"subscriber_id": 1})
+            .sort("_id", 1)
+            .limit(PAGE_SIZE)
+            .to_list()
+        )
+        if not page:
+            return
+        await _create(trigger, [row["subscriber_id"] for row in page if row["subscriber_id"] != trigger.actor], queue)
+        after = page[-1]["_id"]
+        await Trigger.get_pymongo_collection().update_one(
+            {"_id": trigger.id}, {"$set": {"broadcast_cursor": after, "updated_at": utcnow()}}
+        )
+        if len(page) < PAGE_SIZE:
             return
 
 

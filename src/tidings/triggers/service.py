@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from jsonschema import Draft202012Validator
 from pymongo.errors import DuplicateKeyError
 
 from tidings.core.clock import utcnow
-from tidings.core.errors import NotFoundError, UnavailableError, ValidationError
+from tidings.core.errors import NotFoundError, TidingsError, UnavailableError, ValidationError
 from tidings.core.inserts import refused_as_duplicates
 from tidings.core.limits import Limits
 from tidings.core.queue import QueueUnavailableError, TaskQueue
@@ -32,7 +33,7 @@ from tidings.notifications.documents import (
 from tidings.notifications.retention import finished_job_fields, finished_notification_fields, trigger_expiry
 from tidings.notifications.service import PROCESS_TRIGGER_TASK
 from tidings.subscribers.service import bulk_upsert_subscribers
-from tidings.triggers.commands import TriggerEvent
+from tidings.triggers.commands import To, TriggerEvent
 from tidings.triggers.metrics import count_accepted, count_rejected
 from tidings.workflows.documents import Workflow
 from tidings.workflows.service import get_workflow
@@ -61,14 +62,15 @@ def _check_payload(workflow: Workflow, payload: dict[str, Any], limits: Limits, 
     size = len(json.dumps(payload, default=str).encode())
     if size > limits.payload_bytes:
         raise ValidationError(
-            f"payload is {size} bytes; the limit is {limits.payload_bytes}", field=f"{prefix}.payload"
+            f"payload is {size} bytes; the limit is {limits.payload_bytes}", field=field_path(("payload",), prefix)
         )
     if workflow.payload_schema is None:
         return
     error = next(iter(Draft202012Validator(workflow.payload_schema).iter_errors(payload)), None)
     if error is not None:
-        location = tuple(part if isinstance(part, str | int) else str(part) for part in error.absolute_path)
-        raise ValidationError(error.message, field=field_path(location, f"{prefix}.payload"))
+        # The payload's own keys are the caller's, named as sent (not camel-cased like our input fields).
+        location = [field_path(("payload",), prefix), *map(str, error.absolute_path)]
+        raise ValidationError(error.message, field=".".join(location))
 
 
 async def _prepare(
@@ -81,21 +83,27 @@ async def _prepare(
     """Everything that can refuse the event, before anything is written. `workflows` keeps the ones already read
     by this call, so a bulk of events for one workflow reads it once."""
     if len(event.to) > limits.trigger_recipients_max:
-        raise ValidationError(f"send 1 to {limits.trigger_recipients_max} recipients", field=f"{prefix}.to")
+        raise ValidationError(
+            f"send 1 to {limits.trigger_recipients_max} recipients", field=field_path(("to",), prefix)
+        )
     workflows = {} if workflows is None else workflows
     try:
         workflow = workflows.get(event.workflow_id) or await get_workflow(environment_id, event.workflow_id)
     except NotFoundError:
-        raise NotFoundError(f"workflow {event.workflow_id!r} not found", field=f"{prefix}.workflowId") from None
+        raise NotFoundError(
+            f"workflow {event.workflow_id!r} not found", field=field_path(("workflowId",), prefix)
+        ) from None
     workflows[event.workflow_id] = workflow
     _check_payload(workflow, event.payload, limits, prefix)
-    recipients = [
-        Recipient(topic_key=item.topic_key)
-        if item.topic_key is not None
-        else Recipient(subscriber_id=item.subscriber.subscriber_id if item.subscriber else item.subscriber_id)
-        for item in event.to
-    ]
-    return workflow, recipients
+    return workflow, [_recipient(item) for item in event.to]
+
+
+def _recipient(item: To) -> Recipient:
+    if item.all_subscribers:
+        return Recipient(all_subscribers=True)
+    if item.topic_key is not None:
+        return Recipient(topic_key=item.topic_key, exclude=item.exclude or [])
+    return Recipient(subscriber_id=item.subscriber.subscriber_id if item.subscriber else item.subscriber_id)
 
 
 async def accept_trigger(
@@ -176,25 +184,13 @@ async def accept_triggers(
     queue each: a hundred events cost a few round trips to MongoDB, not several hundred (docs/benchmarks.md)."""
     results: list[TriggerResult] = []
     try:
-        if not 1 <= len(events) <= limits.bulk_trigger_max:
-            raise ValidationError(f"send 1 to {limits.bulk_trigger_max} events", field="input.events")
+        _check_bulk_size(len(events), limits)
         workflows: dict[str, Workflow] = {}
         prepared = [
-            await _prepare(environment_id, event, limits, f"input.events.{index}", workflows)
+            (event, *await _prepare(environment_id, event, limits, f"input.events.{index}", workflows))
             for index, event in enumerate(events)
         ]
-        triggers = [
-            await _record(environment_id, event, workflow, recipients, limits)
-            for event, (workflow, recipients) in zip(events, prepared, strict=True)
-        ]
-        # A transactionId seen before, or earlier in this call, is refused by the unique index: a duplicate.
-        repeated = await refused_as_duplicates(Trigger.insert_many(triggers, ordered=False))
-        for index, trigger in enumerate(triggers):
-            if index in repeated:
-                results.append(await _first(environment_id, trigger.transaction_id))
-            else:
-                await _enqueue(trigger, queue)
-                results.append(TriggerResult(trigger.transaction_id, trigger.status, duplicate=False))
+        await _record_all(environment_id, prepared, queue, limits, results)
     except Exception as exc:
         # Events accepted before the failure stay accepted (the queue went down mid-way); the rest were refused.
         count_rejected(len(events) - len(results), exc)
@@ -202,6 +198,72 @@ async def accept_triggers(
     finally:
         count_accepted(results)
     return results
+
+
+async def accept_each(
+    environment_id: PydanticObjectId, events: Sequence[TriggerEvent], queue: TaskQueue, limits: Limits, prefix: str
+) -> list[TriggerResult | TidingsError]:
+    """Each event accepted or refused on its own (Novu's bulk trigger); the accepted ones recorded together."""
+    _check_bulk_size(len(events), limits, field_path(("events",), prefix))
+    workflows: dict[str, Workflow] = {}
+    outcomes: dict[int, TriggerResult | TidingsError] = {}
+    prepared: list[tuple[TriggerEvent, Workflow, list[Recipient]]] = []
+    places: list[int] = []
+    for index, event in enumerate(events):
+        try:
+            place = field_path(("events", index), prefix)
+            prepared.append((event, *await _prepare(environment_id, event, limits, place, workflows)))
+            places.append(index)
+        except TidingsError as exc:
+            count_rejected(1, exc)
+            outcomes[index] = exc
+    results: list[TriggerResult] = []
+    try:
+        await _record_all(environment_id, prepared, queue, limits, results)
+    except Exception as exc:
+        count_rejected(len(prepared) - len(results), exc)
+        raise
+    finally:
+        count_accepted(results)
+    outcomes.update(zip(places, results, strict=True))
+    return [outcomes[index] for index in range(len(events))]
+
+
+def _check_bulk_size(count: int, limits: Limits, field: str = "input.events") -> None:
+    if not 1 <= count <= limits.bulk_trigger_max:
+        raise ValidationError(f"send 1 to {limits.bulk_trigger_max} events", field=field)
+
+
+async def _record_all(
+    environment_id: PydanticObjectId,
+    prepared: Sequence[tuple[TriggerEvent, Workflow, list[Recipient]]],
+    queue: TaskQueue,
+    limits: Limits,
+    results: list[TriggerResult],
+) -> None:
+    """Record prepared events in one bulk insert and queue each, appending to `results` as they are accepted."""
+    if not prepared:
+        return
+    triggers = [
+        await _record(environment_id, event, workflow, recipients, limits) for event, workflow, recipients in prepared
+    ]
+    # A transactionId seen before, or earlier in this call, is refused by the unique index: a duplicate.
+    repeated = await refused_as_duplicates(Trigger.insert_many(triggers, ordered=False))
+    for index, trigger in enumerate(triggers):
+        if index in repeated:
+            results.append(await _first(environment_id, trigger.transaction_id))
+        else:
+            await _enqueue(trigger, queue)
+            results.append(TriggerResult(trigger.transaction_id, trigger.status, duplicate=False))
+
+
+def with_derived_transaction_id(event: TriggerEvent, idempotency_seed: str | None, place: str) -> TriggerEvent:
+    """A trigger sent without a transactionId under an Idempotency-Key gets one derived from the key and its `place`
+    in the request, so retrying the request finds what the first attempt recorded even when its answer was lost."""
+    if idempotency_seed is None or event.transaction_id is not None:
+        return event
+    derived = hashlib.sha256(f"{idempotency_seed}|{place}".encode()).hexdigest()[:40]
+    return event.model_copy(update={"transaction_id": f"idem-{derived}"})
 
 
 async def cancel_trigger(environment_id: PydanticObjectId, transaction_id: str) -> int:

@@ -7,7 +7,7 @@ import strawberry
 
 @strawberry.input
 class CreateTopicInput:
-    key: str = strawberry.field(description="1 to 128 letters, digits, or _ . : -; unique in the environment.")
+    key: str = strawberry.field(description="1 to 128 letters, digits, or _ . : @ -; unique in the environment.")
     name: str
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import strawberry
 
 from tidings.core.errors import ValidationError
@@ -16,14 +14,8 @@ from tidings.triggers.commands import TriggerEvent
 
 
 def _with_transaction_id(info: Info, event: TriggerEvent, index: int | None = None) -> TriggerEvent:
-    """A trigger sent without a transactionId under an Idempotency-Key gets one derived from the key and its place in
-    the operation, so retrying the request finds what the first attempt recorded even when its answer was lost."""
-    seed = info.context.idempotency_seed
-    if seed is None or event.transaction_id is not None:
-        return event
     place = ".".join(str(part) for part in info.path.as_list()) + ("" if index is None else f".{index}")
-    derived = hashlib.sha256(f"{seed}|{place}".encode()).hexdigest()[:40]
-    return event.model_copy(update={"transaction_id": f"idem-{derived}"})
+    return service.with_derived_transaction_id(event, info.context.idempotency_seed, place)
 
 
 def _result(result: service.TriggerResult) -> TriggerResult:

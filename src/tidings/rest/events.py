@@ -1,0 +1,174 @@
+"""`/v1/events/trigger…`: trigger, bulk trigger, broadcast and cancel, as Novu's API has them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field
+from starlette.responses import Response
+
+from tidings.core.errors import NotFoundError, TidingsError, ValidationError
+from tidings.core.validation import validated
+from tidings.environments.ratelimits import RateClass
+from tidings.rest.bodies import NovuBody, SubscriberPayload
+from tidings.rest.http import Call, RefusedError, ok, refused
+from tidings.triggers import service
+from tidings.triggers.commands import TriggerEvent
+from tidings.triggers.service import TriggerResult
+
+
+class TopicTarget(NovuBody):
+    topic_key: str
+    type: Literal["Topic"] = "Topic"
+    exclude: list[str] | None = None
+
+
+class Tenant(NovuBody):
+    identifier: str | None = None
+    name: str | None = None
+    data: dict[str, Any] | None = None
+
+
+_EVENT_PLACE = re.compile(r"^events\.\d+\.?")
+
+type Recipient = str | SubscriberPayload | TopicTarget
+
+
+class EventFields(NovuBody):
+    payload: dict[str, Any] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    transaction_id: str | None = None
+    actor: str | SubscriberPayload | None = None
+    tenant: str | Tenant | None = None
+    context: dict[str, Any] | None = None  # Novu's context keys: accepted, not used
+
+
+class EventBody(EventFields):
+    """Novu's TriggerEventRequestDto. `name` is the workflow id (the SDK's `workflowId` goes out as `name`)."""
+
+    name: str
+    to: Recipient | list[Recipient]
+    bridge_url: str | None = None  # Novu's bridge for code-first workflows: accepted, not used
+
+
+class BroadcastBody(EventFields):
+    name: str
+    payload: dict[str, Any]
+
+
+class BulkBody(NovuBody):
+    events: list[EventBody]
+
+
+def _recipient(recipient: Recipient) -> dict[str, Any]:
+    match recipient:
+        case str():
+            return {"subscriber_id": recipient}
+        case SubscriberPayload():
+            return {"subscriber": recipient.sent()}
+        case TopicTarget():
+            return {"topic_key": recipient.topic_key, "exclude": recipient.exclude}
+
+
+def _event(body: EventFields, workflow_id: str, to: list[dict[str, Any]], prefix: str) -> TriggerEvent:
+    data = {
+        "workflow_id": workflow_id,
+        "to": to,
+        "payload": body.payload,
+        "overrides": body.overrides,
+        "actor": body.actor.subscriber_id if isinstance(body.actor, SubscriberPayload) else body.actor,
+        "tenant": body.tenant.identifier if isinstance(body.tenant, Tenant) else body.tenant,
+        "transaction_id": body.transaction_id,
+    }
+    return validated(TriggerEvent, data, prefix=prefix)
+
+
+def _trigger_event(body: EventBody, prefix: str) -> TriggerEvent:
+    recipients = body.to if isinstance(body.to, list) else [body.to]
+    return _event(body, body.name, [_recipient(one) for one in recipients], prefix)
+
+
+def _refused(exc: TidingsError) -> RefusedError:
+    """Novu's answers: an unknown workflow is 422, a payload its schema refuses is 400 with `type` and `errors`."""
+    field = (exc.field or "").replace("workflowId", "name")
+    if isinstance(exc, NotFoundError) and field.endswith("name"):
+        return refused(exc, status=422, field=field)
+    if isinstance(exc, ValidationError) and "payload" in field.split("."):
+        errors = [{"field": field, "message": exc.message}]
+        return refused(exc, status=400, type="PAYLOAD_VALIDATION_ERROR", errors=errors)
+    return refused(exc, field=field or None)
+
+
+def _response(result: TriggerResult) -> dict[str, Any]:
+    # Accepted is Novu's "processed": the fan-out runs from the queue either way.
+    return {"acknowledged": True, "status": "processed", "transactionId": result.transaction_id}
+
+
+async def trigger(call: Call) -> Response:
+    body = await call.body(EventBody)
+    await call.spend(RateClass.TRIGGER)
+    try:
+        event = service.with_derived_transaction_id(_trigger_event(body, ""), call.idempotency_seed, "event")
+        result = await service.accept_trigger(call.environment_id, event, call.queue, call.options.limits, prefix="")
+    except (ValidationError, NotFoundError) as exc:
+        raise _refused(exc) from None
+    return ok(_response(result), 201)
+
+
+async def broadcast(call: Call) -> Response:
+    body = await call.body(BroadcastBody)
+    await call.spend(RateClass.TRIGGER)
+    try:
+        event = _event(body, body.name, [{"all_subscribers": True}], "")
+        event = service.with_derived_transaction_id(event, call.idempotency_seed, "broadcast")
+        result = await service.accept_trigger(call.environment_id, event, call.queue, call.options.limits, prefix="")
+    except (ValidationError, NotFoundError) as exc:
+        raise _refused(exc) from None
+    return ok(_response(result), 201)
+
+
+async def trigger_bulk(call: Call) -> Response:
+    """Each event is accepted or refused on its own, as on Novu: a refused one is an item with status `error`."""
+    body = await call.body(BulkBody)
+    limit = call.options.limits.bulk_trigger_max
+    if not 1 <= len(body.events) <= limit:
+        message = f"send 1 to {limit} events"
+        raise RefusedError(422, message, errors={"events": {"messages": [message]}})
+    await call.spend(RateClass.TRIGGER, len(body.events))
+    converted: list[TriggerEvent | TidingsError] = []
+    for index, one in enumerate(body.events):
+        try:
+            event = _trigger_event(one, f"events.{index}")
+            converted.append(service.with_derived_transaction_id(event, call.idempotency_seed, f"events.{index}"))
+        except ValidationError as exc:
+            converted.append(exc)
+    events = [one for one in converted if isinstance(one, TriggerEvent)]
+    outcomes = iter(
+        await service.accept_each(call.environment_id, events, call.queue, call.options.limits, prefix="")
+        if events
+        else []
+    )
+    items = [one if isinstance(one, TidingsError) else next(outcomes) for one in converted]
+    return ok([_item(one) for one in items], 201)
+
+
+def _item(outcome: TriggerResult | TidingsError) -> dict[str, Any]:
+    if isinstance(outcome, TriggerResult):
+        return _response(outcome)
+    # The field within its event: the domain saw only the events that passed conversion, so its index may differ.
+    field = _EVENT_PLACE.sub("", (outcome.field or "").replace("workflowId", "name"))
+    return {
+        "acknowledged": True,
+        "status": "error",
+        "error": [f"{field}: {outcome.message}" if field else outcome.message],
+    }
+
+
+async def cancel(call: Call) -> Response:
+    """`true` when something was canceled; `false` (not 404) when nothing matched, as on Novu."""
+    try:
+        canceled = await service.cancel_trigger(call.environment_id, call.path("transactionId"))
+    except NotFoundError:
+        return ok(False)
+    return ok(canceled > 0)

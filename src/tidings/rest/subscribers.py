@@ -1,0 +1,130 @@
+"""Subscribers: Novu's v2 endpoints (what `@novu/api` calls) and the v1 ones (older SDKs and raw HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tidings.core.errors import AlreadyExistsError, ValidationError
+from tidings.core.pagination import PageRequest
+from tidings.rest.bodies import NovuBody, SubscriberPayload, SubscriberProfile
+from tidings.rest.http import Call, RefusedError, error_response, iso, listing, ok, refused
+from tidings.subscribers import service
+from tidings.subscribers.documents import Subscriber
+
+# `GET /v2/subscribers`: Novu's default page and its largest.
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+
+
+class BulkBody(NovuBody):
+    subscribers: list[SubscriberPayload] = Field(min_length=1)
+
+
+def subscriber_dto(subscriber: Subscriber) -> dict[str, Any]:
+    """Novu's SubscriberResponseDto. Tidings has no organisations: `_organizationId` is the environment's id."""
+    environment = str(subscriber.environment_id)
+    return {
+        "_id": str(subscriber.id),
+        "subscriberId": subscriber.subscriber_id,
+        "_organizationId": environment,
+        "_environmentId": environment,
+        "firstName": subscriber.first_name,
+        "lastName": subscriber.last_name,
+        "email": subscriber.email,
+        "phone": subscriber.phone,
+        "avatar": subscriber.avatar,
+        "locale": subscriber.locale,
+        "timezone": subscriber.timezone,
+        "data": subscriber.data,
+        "isOnline": subscriber.is_online,
+        "lastOnlineAt": iso(subscriber.last_online_at) if subscriber.last_online_at else None,
+        "deleted": False,
+        "createdAt": iso(subscriber.created_at),
+        "updatedAt": iso(subscriber.updated_at),
+    }
+
+
+async def create(call: Call) -> Response:
+    """`POST /v2/subscribers` and `POST /v1/subscribers`: create, or update the one with this subscriberId (Novu's
+    upsert); with `?failIfExists=true` an existing one is a 409 carrying it."""
+    body = await call.body(SubscriberPayload)
+    command = body.upsert()
+    limits = call.options.limits
+    if call.query_bool("failIfExists"):
+        try:
+            return ok(subscriber_dto(await service.create_subscriber(call.environment_id, command, limits)), 201)
+        except AlreadyExistsError as exc:
+            existing = await service.get_subscriber(call.environment_id, command.subscriber_id)
+            return _conflict(call.request, exc, subscriber_dto(existing))
+    subscriber, _ = await service.upsert_subscriber(call.environment_id, command, limits)
+    return ok(subscriber_dto(subscriber), 201)
+
+
+def _conflict(request: Request, exc: AlreadyExistsError, existing: dict[str, Any]) -> Response:
+    # Novu's SDK reads a 409 of this call as the subscriber that exists.
+    return error_response(request, 409, exc.message, **existing)
+
+
+async def retrieve(call: Call) -> Response:
+    return ok(subscriber_dto(await service.get_subscriber(call.environment_id, call.path("subscriberId"))))
+
+
+async def patch(call: Call) -> Response:
+    """`PATCH /v2/subscribers/{id}` and `PUT /v1/subscribers/{id}`: the fields sent; `null` clears one."""
+    fields = (await call.body(SubscriberProfile)).fields()
+    subscriber_id = call.path("subscriberId")
+    updated = await service.update_subscriber(call.environment_id, subscriber_id, fields, call.options.limits)
+    return ok(subscriber_dto(updated))
+
+
+async def delete(call: Call) -> Response:
+    """The subscriber, its topic memberships and its preferences (GraphQL's `eraseSubscriber` also erases its
+    messages and notifications)."""
+    await service.delete_subscriber(call.environment_id, call.path("subscriberId"))
+    return ok({"acknowledged": True, "status": "deleted"})
+
+
+async def search(call: Call) -> Response:
+    """`GET /v2/subscribers`: pages of `limit` in creation order, `after` the `next` of the page before;
+    `subscriberId` or `email` narrows to those starting with it."""
+    limit = call.query_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    term = call.query("subscriberId") or call.query("email")
+    for unsupported in ("before", "name", "phone"):
+        if call.query(unsupported) is not None:
+            message = f"{unsupported} is not supported (docs/novu-compat.md)"
+            raise RefusedError(422, message, errors={unsupported: {"messages": [message]}})
+    try:
+        request = PageRequest.parse(limit, call.query("after"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    except ValidationError as exc:
+        raise refused(exc) from None
+    page = await service.list_subscribers(call.environment_id, request, term)
+    total = await service.count_subscribers(call.environment_id, term)
+    body = {
+        "data": [subscriber_dto(one) for one in page.items],
+        "next": page.end_cursor if page.has_next_page else None,
+        "previous": None,
+        "totalCount": total.count,
+        "totalCountCapped": total.capped,
+    }
+    return listing(body)
+
+
+async def create_bulk(call: Call) -> Response:
+    """`POST /v1/subscribers/bulk`: every item is checked first, and nothing is written if one is refused (Novu
+    lists refused items in `failed` and writes the rest)."""
+    body = await call.body(BulkBody)
+    service.check_bulk_size(len(body.subscribers), call.options.limits)
+    commands = [one.upsert(f"subscribers.{index}") for index, one in enumerate(body.subscribers)]
+    result = await service.bulk_upsert_subscribers(call.environment_id, commands, call.options.limits)
+    return ok(
+        {
+            "created": [{"subscriberId": one} for one in result.created],
+            "updated": [{"subscriberId": one} for one in result.updated],
+            "failed": [],
+        },
+        201,
+    )
