@@ -120,6 +120,14 @@ async def test_errors_name_the_field_and_refuse_fields_novu_does_not_have(rest: 
     assert (error["error"], list(error["errors"])) == ("Unprocessable Entity", ["nickname"])
     missing = await rest.error("POST", "/v1/events/trigger", {"to": "x"}, status=422)
     assert list(missing["errors"]) == ["name"]
+    # `to` is a subscriberId, a subscriber or a topic: each is named by the fields the client sent, not by type.
+    unclear = await rest.error("POST", "/v1/events/trigger", {"name": "x", "to": {"nope": 1}}, status=422)
+    assert {"to.subscriberId", "to.topicKey", "to.nope"} <= set(unclear["errors"])
+    assert not [name for name in unclear["errors"] if "Payload" in name or "Target" in name or "str" in name]
+    invalid = await rest.error(
+        "POST", "/v1/events/trigger", {"name": "x", "to": [{"subscriberId": "a", "email": "@"}]}, status=422
+    )
+    assert list(invalid["errors"]) == ["to.0.email"]
     not_json = await rest.client.post(
         "/v1/events/trigger", content=b"{", headers={**rest.headers, "Content-Type": "application/json"}
     )

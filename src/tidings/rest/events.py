@@ -91,7 +91,8 @@ def _trigger_event(body: EventBody, prefix: str) -> TriggerEvent:
 
 def _refused(exc: TidingsError) -> RefusedError:
     """Novu's answers: an unknown workflow is 422, a payload its schema refuses is 400 with `type` and `errors`."""
-    field = (exc.field or "").replace("workflowId", "name")
+    # Named as the body has them: the workflow is `name`, an inline subscriber's fields sit on the recipient itself.
+    field = (exc.field or "").replace("workflowId", "name").replace(".subscriber.", ".")
     if isinstance(exc, NotFoundError) and field.endswith("name"):
         return refused(exc, status=422, field=field)
     if isinstance(exc, ValidationError) and "payload" in field.split("."):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ class Call:
         except pydantic.ValidationError as exc:
             errors: dict[str, dict[str, Any]] = {}
             for error in exc.errors():
-                name = ".".join(str(part) for part in error["loc"]) or "body"
+                name = _field_name(error["loc"])
                 entry = errors.setdefault(name, {"messages": []})
                 entry["messages"].append(str(error["msg"]).removeprefix("Value error, "))
                 if isinstance(error.get("input"), str | int | float | bool):
@@ -136,6 +137,16 @@ class Call:
     async def spend(self, rate_class: RateClass, cost: int = 1) -> None:
         if self.options.limiter is not None:
             await self.options.limiter.take(str(self.environment_id), rate_class, cost)
+
+
+def _field_name(location: tuple[int | str, ...]) -> str:
+    """`("to", 0, "SubscriberPayload", "email")` → `to.0.email`: Pydantic puts the union member it tried (a type or
+    model name) in the location; the client only knows the fields it sent."""
+    parts = [str(part) for part in location if not (isinstance(part, str) and _UNION_MEMBER.match(part))]
+    return ".".join(parts) or "body"
+
+
+_UNION_MEMBER = re.compile(r"^([A-Z]\w*|str|int|float|bool|(list|dict|union)\[.*\])$")
 
 
 type Handler = Callable[[Call], Awaitable[Response]]
