@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field
@@ -108,22 +109,20 @@ def _response(result: TriggerResult) -> dict[str, Any]:
 
 async def trigger(call: Call) -> Response:
     body = await call.body(EventBody)
-    await call.spend(RateClass.TRIGGER)
-    try:
-        event = service.with_derived_transaction_id(_trigger_event(body, ""), call.idempotency_seed, "event")
-        result = await service.accept_trigger(call.environment_id, event, call.queue, call.options.limits, prefix="")
-    except (ValidationError, NotFoundError) as exc:
-        raise _refused(exc) from None
-    return ok(_response(result), 201)
+    return await _accept(call, lambda: _trigger_event(body, ""), "event")
 
 
 async def broadcast(call: Call) -> Response:
     body = await call.body(BroadcastBody)
+    return await _accept(call, lambda: _event(body, body.name, [{"all_subscribers": True}], ""), "broadcast")
+
+
+async def _accept(call: Call, event: Callable[[], TriggerEvent], place: str) -> Response:
+    """One event: converted (`event` raises what the body's values break), recorded, answered 201."""
     await call.spend(RateClass.TRIGGER)
     try:
-        event = _event(body, body.name, [{"all_subscribers": True}], "")
-        event = service.with_derived_transaction_id(event, call.idempotency_seed, "broadcast")
-        result = await service.accept_trigger(call.environment_id, event, call.queue, call.options.limits, prefix="")
+        accepted = service.with_derived_transaction_id(event(), call.idempotency_seed, place)
+        result = await service.accept_trigger(call.environment_id, accepted, call.queue, call.options.limits, prefix="")
     except (ValidationError, NotFoundError) as exc:
         raise _refused(exc) from None
     return ok(_response(result), 201)
