@@ -91,6 +91,10 @@ async def stack(
                 gql = GraphQL(client, issued.api_key)
                 config = {"host": "127.0.0.1", "port": port, "security": "none", "fromEmail": "t@example.com"}
                 await gql.data(CREATE_INTEGRATION, input={"providerId": "smtp", "name": "Sink", "config": config})
+                # Providers for the credentials test; nothing is sent through them.
+                await gql.data(CREATE_INTEGRATION, input={"providerId": "expo", "name": "Expo", "config": {}})
+                hook = {"url": "http://127.0.0.1:9/hook"}
+                await gql.data(CREATE_INTEGRATION, input={"providerId": "webhook", "name": "Hook", "config": hook})
                 steps = [
                     {"inApp": {"subject": "New comment", "body": "{{ payload.text }}"}},
                     {"email": {"subject": "Comment: {{ payload.text }}", "body": "<p>{{ payload.text }}</p>"}},
@@ -292,3 +296,39 @@ async def test_a_preference_set_with_the_sdk_stops_that_channel(stack: Stack) ->
     assert [job.status for job in jobs] == [JobStatus.COMPLETED, JobStatus.SKIPPED]
     assert await InboxMessage.find({"subscriber_id": joan}).count() == 1
     assert not [sent for sent in stack.smtp.messages if f"{joan}@example.com" in str(sent["To"])]
+
+
+async def test_credentials_are_set_added_to_and_removed_per_provider(stack: Stack) -> None:
+    lin = _id("lin")
+    await stack.one("subscribers.create", {"subscriberId": lin})
+    hook = {"providerId": "chat-webhook", "credentials": {"webhookUrl": "https://chat.example.com/lin"}}
+    with_chat = await stack.one("subscribers.credentials.update", hook, lin)
+    (chat,) = with_chat["channels"]
+    assert (chat["providerId"], chat["credentials"]) == ("chat-webhook", {"webhookUrl": "https://chat.example.com/lin"})
+    assert chat["integrationId"]
+
+    tokens = {"providerId": "expo", "credentials": {"deviceTokens": ["ExponentPushToken[a]"]}}
+    await stack.one("subscribers.credentials.update", tokens, lin)
+    more = {"providerId": "expo", "credentials": {"deviceTokens": ["ExponentPushToken[b]", "ExponentPushToken[a]"]}}
+    appended = await stack.one("subscribers.credentials.append", more, lin)
+    (push,) = [one for one in appended["channels"] if one["providerId"] == "expo"]
+    assert push["credentials"]["deviceTokens"] == ["ExponentPushToken[a]", "ExponentPushToken[b]"]
+    stored = await Subscriber.find_one({"subscriber_id": lin})
+    assert stored is not None
+    assert [one.device_tokens for one in stored.push] == [["ExponentPushToken[a]", "ExponentPushToken[b]"]]
+    assert [one.webhook_url for one in stored.chat] == ["https://chat.example.com/lin"]
+    retrieved = await stack.one("subscribers.retrieve", lin)
+    assert sorted(one["providerId"] for one in retrieved["channels"]) == ["chat-webhook", "expo"]
+
+    (removed,) = await stack.sdk(("subscribers.credentials.delete", [lin, "expo"]))
+    assert removed["ok"], removed
+    stored = await Subscriber.find_one({"subscriber_id": lin})
+    assert stored is not None
+    assert (stored.push, len(stored.chat)) == ([], 1)
+
+    no_integration = await stack.failing(
+        "subscribers.credentials.update",
+        {"providerId": "slack", "credentials": {"webhookUrl": "https://x.example"}},
+        lin,
+    )
+    assert (no_integration["name"], no_integration["statusCode"]) == ("ErrorDto", 400)

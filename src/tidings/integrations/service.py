@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from beanie import PydanticObjectId
+from beanie import PydanticObjectId, SortDirection
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
@@ -56,6 +57,39 @@ async def get_integration(environment_id: PydanticObjectId, identifier: str) -> 
     if integration is None:
         raise NotFoundError(f"no integration {identifier[:64]!r} in this environment", field="identifier")
     return integration
+
+
+async def first_active_integration(
+    environment_id: PydanticObjectId, provider_ids: Collection[str]
+) -> Integration | None:
+    """The active integration of these providers a send would try first: the primary, then by priority, then age."""
+    query = {"environment_id": environment_id, "provider_id": {"$in": list(provider_ids)}, "active": True}
+    ordered = Integration.find(query).sort(
+        [
+            ("primary", SortDirection.DESCENDING),
+            ("priority", SortDirection.ASCENDING),
+            ("created_at", SortDirection.ASCENDING),
+        ]
+    )
+    found = await ordered.limit(1).to_list()
+    return found[0] if found else None
+
+
+async def integrations_by_identifier(
+    environment_id: PydanticObjectId, identifiers: Collection[str]
+) -> dict[str, Integration]:
+    found = await Integration.find(
+        {"environment_id": environment_id, "identifier": {"$in": list(identifiers)}}
+    ).to_list()
+    return {integration.identifier: integration for integration in found}
+
+
+async def integrations_of_providers(
+    environment_id: PydanticObjectId, provider_ids: Collection[str]
+) -> list[Integration]:
+    return await Integration.find(
+        {"environment_id": environment_id, "provider_id": {"$in": list(provider_ids)}}
+    ).to_list()
 
 
 async def list_integrations(

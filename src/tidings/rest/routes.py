@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tidings.environments.ratelimits import RateClass
-from tidings.rest import events, preferences, subscribers, topics
+from tidings.rest import credentials, events, preferences, subscribers, topics
 from tidings.rest.bodies import SubscriberPayload, SubscriberProfile
 from tidings.rest.http import Handler, RestOptions, endpoint
 from tidings.rest.openapi import openapi_document
@@ -114,6 +114,27 @@ ROUTES = (
         "PATCH", "/v1/subscribers/{subscriberId}", subscribers.patch, "Update a subscriber", body=SubscriberProfile
     ),
     RestRoute("DELETE", "/v1/subscribers/{subscriberId}", subscribers.delete, "Delete a subscriber"),
+    RestRoute(
+        "PUT",
+        "/v1/subscribers/{subscriberId}/credentials",
+        credentials.update,
+        "Set a subscriber's push or chat credentials for a provider",
+        body=credentials.CredentialsBody,
+    ),
+    RestRoute(
+        "PATCH",
+        "/v1/subscribers/{subscriberId}/credentials",
+        credentials.append,
+        "Add device tokens to a subscriber's push credentials",
+        body=credentials.CredentialsBody,
+    ),
+    RestRoute(
+        "DELETE",
+        "/v1/subscribers/{subscriberId}/credentials/{providerId}",
+        credentials.delete,
+        "Remove a subscriber's credentials for a provider",
+        204,
+    ),
     RestRoute(
         "POST",
         "/v2/topics",

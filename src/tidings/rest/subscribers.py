@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from beanie import PydanticObjectId
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,6 +13,7 @@ from tidings.core.errors import AlreadyExistsError, ValidationError
 from tidings.core.pagination import PageRequest
 from tidings.rest.bodies import NovuBody, SubscriberPayload, SubscriberProfile
 from tidings.rest.http import Call, RefusedError, error_response, iso, listing, ok, refused
+from tidings.rest.providers import channel_settings
 from tidings.subscribers import service
 from tidings.subscribers.documents import Subscriber
 
@@ -48,6 +50,11 @@ def subscriber_dto(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
+async def subscriber_answer(environment_id: PydanticObjectId, subscriber: Subscriber) -> dict[str, Any]:
+    """A single subscriber's answer: the DTO with its push and chat endpoints as `channels`."""
+    return {**subscriber_dto(subscriber), "channels": await channel_settings(environment_id, subscriber)}
+
+
 async def create(call: Call) -> Response:
     """`POST /v2/subscribers` and `POST /v1/subscribers`: create, or update the one with this subscriberId (Novu's
     upsert); with `?failIfExists=true` an existing one is a 409 carrying it."""
@@ -70,7 +77,8 @@ def _conflict(request: Request, exc: AlreadyExistsError, existing: dict[str, Any
 
 
 async def retrieve(call: Call) -> Response:
-    return ok(subscriber_dto(await service.get_subscriber(call.environment_id, call.path("subscriberId"))))
+    subscriber = await service.get_subscriber(call.environment_id, call.path("subscriberId"))
+    return ok(await subscriber_answer(call.environment_id, subscriber))
 
 
 async def patch(call: Call) -> Response:
@@ -78,7 +86,7 @@ async def patch(call: Call) -> Response:
     fields = (await call.body(SubscriberProfile)).fields()
     subscriber_id = call.path("subscriberId")
     updated = await service.update_subscriber(call.environment_id, subscriber_id, fields, call.options.limits)
-    return ok(subscriber_dto(updated))
+    return ok(await subscriber_answer(call.environment_id, updated))
 
 
 async def delete(call: Call) -> Response:

@@ -24,7 +24,7 @@ _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _MAX_LOCALE = 35  # the longest tag BCP 47 implementations must accept
 _MAX_URL = 2048
-_MAX_DEVICE_TOKENS = 50
+MAX_DEVICE_TOKENS = 50
 # Endpoints per channel: a person has a few devices and chat accounts, not thousands (each is a document field).
 MAX_ENDPOINTS = 20
 
@@ -48,7 +48,7 @@ def _http_url(value: str | None) -> str | None:
 class PushEndpointInput(BaseModel):
     integration_identifier: INTEGRATION_IDENTIFIER
     device_tokens: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
-        max_length=_MAX_DEVICE_TOKENS
+        max_length=MAX_DEVICE_TOKENS
     )
 
     def to_document(self) -> PushEndpoint:
