@@ -32,6 +32,7 @@ from tidings.core.errors import (
 )
 from tidings.core.idempotency import IDEMPOTENCY_SEED_STATE
 from tidings.core.limits import Limits
+from tidings.core.pagination import Count, Page, PageRequest
 from tidings.core.queue import TaskQueue
 from tidings.environments.ratelimits import RateClass, RateLimiter
 from tidings.environments.service import authenticate_api_key, parse_api_key
@@ -47,6 +48,10 @@ _STATUS = {
     RateLimitedError: 429,
     UnavailableError: 503,
 }
+
+# A list's page: Novu's default and its largest.
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
 
 # Novu (NestJS) names these as HTTP/1.1 did; Python's `http` module uses RFC 9110's newer phrases.
 _PHRASES = {413: "Payload Too Large", 422: "Unprocessable Entity"}
@@ -226,6 +231,28 @@ def ok(data: Any, status: int = 200) -> JSONResponse:
 def listing(body: dict[str, Any], status: int = 200) -> JSONResponse:
     """A page is sent as it is: it has its own `data` beside `next`, `previous` and the counts."""
     return JSONResponse(body, status_code=status)
+
+
+def page_request(call: Call) -> PageRequest:
+    """`limit` (1 to `MAX_LIMIT`, `DEFAULT_LIMIT` if absent) and `after` (the `next` of the page before)."""
+    limit = call.query_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    try:
+        return PageRequest.parse(limit, call.query("after"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    except ValidationError as exc:
+        raise refused(exc) from None
+
+
+def page_listing(data: list[dict[str, Any]], page: Page[Any], total: Count) -> JSONResponse:
+    """Novu's list answer: forward paging only, so `previous` is always null."""
+    return listing(
+        {
+            "data": data,
+            "next": page.end_cursor if page.has_next_page else None,
+            "previous": None,
+            "totalCount": total.count,
+            "totalCountCapped": total.capped,
+        }
+    )
 
 
 def iso(moment: datetime) -> str:

@@ -9,17 +9,12 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tidings.core.errors import AlreadyExistsError, ValidationError
-from tidings.core.pagination import PageRequest
+from tidings.core.errors import AlreadyExistsError
 from tidings.rest.bodies import NovuBody, SubscriberPayload, SubscriberProfile
-from tidings.rest.http import Call, RefusedError, error_response, iso, listing, ok, refused
+from tidings.rest.http import Call, RefusedError, error_response, iso, ok, page_listing, page_request
 from tidings.rest.providers import channel_settings
 from tidings.subscribers import service
 from tidings.subscribers.documents import Subscriber
-
-# `GET /v2/subscribers`: Novu's default page and its largest.
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 100
 
 
 class BulkBody(NovuBody):
@@ -99,26 +94,14 @@ async def delete(call: Call) -> Response:
 async def search(call: Call) -> Response:
     """`GET /v2/subscribers`: pages of `limit` in creation order, `after` the `next` of the page before;
     `subscriberId` or `email` narrows to those starting with it."""
-    limit = call.query_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     term = call.query("subscriberId") or call.query("email")
     for unsupported in ("before", "name", "phone"):
         if call.query(unsupported) is not None:
             message = f"{unsupported} is not supported (docs/novu-compat.md)"
             raise RefusedError(422, message, errors={unsupported: {"messages": [message]}})
-    try:
-        request = PageRequest.parse(limit, call.query("after"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
-    except ValidationError as exc:
-        raise refused(exc) from None
-    page = await service.list_subscribers(call.environment_id, request, term)
+    page = await service.list_subscribers(call.environment_id, page_request(call), term)
     total = await service.count_subscribers(call.environment_id, term)
-    body = {
-        "data": [subscriber_dto(one) for one in page.items],
-        "next": page.end_cursor if page.has_next_page else None,
-        "previous": None,
-        "totalCount": total.count,
-        "totalCountCapped": total.capped,
-    }
-    return listing(body)
+    return page_listing([subscriber_dto(one) for one in page.items], page, total)
 
 
 async def create_bulk(call: Call) -> Response:

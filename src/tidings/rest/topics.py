@@ -7,11 +7,20 @@ from typing import Any
 from pydantic import Field
 from starlette.responses import Response
 
-from tidings.core.errors import AlreadyExistsError, NotFoundError, ValidationError
+from tidings.core.errors import AlreadyExistsError, NotFoundError
 from tidings.core.pagination import PageRequest
 from tidings.rest.bodies import NovuBody
-from tidings.rest.http import Call, RefusedError, error_response, iso, listing, ok, refused
-from tidings.rest.subscribers import DEFAULT_LIMIT, MAX_LIMIT
+from tidings.rest.http import (
+    MAX_LIMIT,
+    Call,
+    RefusedError,
+    error_response,
+    iso,
+    listing,
+    ok,
+    page_listing,
+    page_request,
+)
 from tidings.subscribers.documents import Subscriber
 from tidings.subscribers.service import subscribers_by_id
 from tidings.topics import service
@@ -109,8 +118,7 @@ async def retrieve(call: Call) -> Response:
 async def retrieve_v1(call: Call) -> Response:
     """`GET /v1/topics/{key}`: the topic with the ids of its first 100 subscribers (Novu lists them all)."""
     key = call.path("topicKey")
-    topic = await service.get_topic(call.environment_id, key)
-    members, _, _ = await service.list_topic_memberships(call.environment_id, key, PageRequest(first=MAX_LIMIT))
+    topic, members, _, _ = await service.list_topic_memberships(call.environment_id, key, PageRequest(first=MAX_LIMIT))
     environment = str(call.environment_id)
     return ok(
         {
@@ -123,26 +131,9 @@ async def retrieve_v1(call: Call) -> Response:
 
 
 async def search(call: Call) -> Response:
-    request = _page(call)
-    page = await service.list_topics(call.environment_id, request)
+    page = await service.list_topics(call.environment_id, page_request(call))
     total = await service.count_topics(call.environment_id)
-    return listing(
-        {
-            "data": [topic_dto(one) for one in page.items],
-            "next": page.end_cursor if page.has_next_page else None,
-            "previous": None,
-            "totalCount": total.count,
-            "totalCountCapped": total.capped,
-        }
-    )
-
-
-def _page(call: Call) -> PageRequest:
-    limit = call.query_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-    try:
-        return PageRequest.parse(limit, call.query("after"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
-    except ValidationError as exc:
-        raise refused(exc) from None
+    return page_listing([topic_dto(one) for one in page.items], page, total)
 
 
 async def rename(call: Call) -> Response:
@@ -173,7 +164,7 @@ async def unsubscribe(call: Call) -> Response:
     members = await service.topic_memberships(call.environment_id, key, ids)
     change = await service.remove_subscribers(call.environment_id, key, ids, call.options.limits)
     removed = [member for member in members if member.subscriber_id in change.changed]
-    found = await _subscribers(call, [member.subscriber_id for member in removed])
+    found = await subscribers_by_id(call.environment_id, [member.subscriber_id for member in removed])
     data = [_subscription_dto(topic, member, found.get(member.subscriber_id)) for member in removed]
     errors = [_missing(one, "SUBSCRIPTION_NOT_FOUND") for one in change.not_found]
     return _memberships(call, data, errors, 200)
@@ -183,14 +174,10 @@ async def _membership_answer(
     call: Call, topic: Topic, member_ids: list[str], not_found: list[str], status: int
 ) -> Response:
     members = await service.topic_memberships(call.environment_id, topic.key, member_ids)
-    found = await _subscribers(call, member_ids)
+    found = await subscribers_by_id(call.environment_id, member_ids)
     data = [_subscription_dto(topic, member, found.get(member.subscriber_id)) for member in members]
     errors = [_missing(one, "SUBSCRIBER_NOT_FOUND") for one in not_found]
     return _memberships(call, data, errors, status)
-
-
-async def _subscribers(call: Call, subscriber_ids: list[str]) -> dict[str, Subscriber]:
-    return await subscribers_by_id(call.environment_id, subscriber_ids)
 
 
 def _missing(subscriber_id: str, code: str) -> dict[str, str]:
@@ -214,22 +201,13 @@ def _memberships(call: Call, data: list[dict[str, Any]], errors: list[dict[str, 
 async def subscriptions(call: Call) -> Response:
     """`GET /v2/topics/{key}/subscriptions`: its subscribers in the order they joined."""
     key = call.path("topicKey")
-    topic = await service.get_topic(call.environment_id, key)
-    members, found, total = await service.list_topic_memberships(call.environment_id, key, _page(call))
+    topic, members, found, total = await service.list_topic_memberships(call.environment_id, key, page_request(call))
     data = [
         _subscription_dto(topic, member, found[member.subscriber_id])
         for member in members.items
         if member.subscriber_id in found
     ]
-    return listing(
-        {
-            "data": data,
-            "next": members.end_cursor if members.has_next_page else None,
-            "previous": None,
-            "totalCount": total.count,
-            "totalCountCapped": total.capped,
-        }
-    )
+    return page_listing(data, members, total)
 
 
 async def add_v1(call: Call) -> Response:
@@ -253,9 +231,9 @@ async def member_v1(call: Call) -> Response:
     key, subscriber_id = call.path("topicKey"), call.path("subscriberId")
     topic = await service.get_topic(call.environment_id, key)
     members = await service.topic_memberships(call.environment_id, key, [subscriber_id])
-    subscriber = (await _subscribers(call, [subscriber_id])).get(subscriber_id)
+    subscriber = (await subscribers_by_id(call.environment_id, [subscriber_id])).get(subscriber_id)
     if not members or subscriber is None:
-        raise refused(NotFoundError(f"subscriber {subscriber_id!r} is not in topic {key!r}", field="subscriberId"))
+        raise NotFoundError(f"subscriber {subscriber_id!r} is not in topic {key!r}", field="subscriberId")
     environment = str(call.environment_id)
     return ok(
         {

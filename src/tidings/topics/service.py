@@ -224,13 +224,14 @@ async def topic_memberships(
 
 async def list_topic_memberships(
     environment_id: PydanticObjectId, key: str, request: PageRequest
-) -> tuple[Page[TopicSubscription], dict[str, Subscriber], Count]:
-    """A page of the topic's memberships in the order they were made, their subscribers, and how many there are."""
-    await get_topic(environment_id, key)
+) -> tuple[Topic, Page[TopicSubscription], dict[str, Subscriber], Count]:
+    """The topic, a page of its memberships in the order they were made, their subscribers, and how many there
+    are."""
+    topic = await get_topic(environment_id, key)
     scope = {"environment_id": environment_id, "topic_key": key}
     members = await paginate(TopicSubscription.find(scope), request)
     found = await subscribers_by_id(environment_id, [member.subscriber_id for member in members.items])
-    return members, found, await count_up_to(TopicSubscription, scope)
+    return topic, members, found, await count_up_to(TopicSubscription, scope)
 
 
 async def list_subscriber_topics(
