@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -30,8 +29,6 @@ class Tenant(NovuBody):
     name: str | None = None
     data: dict[str, Any] | None = None
 
-
-_EVENT_PLACE = re.compile(r"^events\.\d+\.?")
 
 type Recipient = str | SubscriberPayload | TopicTarget
 
@@ -90,10 +87,14 @@ def _trigger_event(body: EventBody, prefix: str) -> TriggerEvent:
     return _event(body, body.name, [_recipient(one) for one in recipients], prefix)
 
 
+def _novu_field(exc: TidingsError) -> str:
+    """Named as the body has it: the workflow is `name`, an inline subscriber's fields sit on the recipient itself."""
+    return (exc.field or "").replace("workflowId", "name").replace(".subscriber.", ".")
+
+
 def _refused(exc: TidingsError) -> RefusedError:
     """Novu's answers: an unknown workflow is 422, a payload its schema refuses is 400 with `type` and `errors`."""
-    # Named as the body has them: the workflow is `name`, an inline subscriber's fields sit on the recipient itself.
-    field = (exc.field or "").replace("workflowId", "name").replace(".subscriber.", ".")
+    field = _novu_field(exc)
     if isinstance(exc, NotFoundError) and field.endswith("name"):
         return refused(exc, status=422, field=field)
     if isinstance(exc, ValidationError) and "payload" in field.split("."):
@@ -139,15 +140,13 @@ async def trigger_bulk(call: Call) -> Response:
     converted: list[TriggerEvent | TidingsError] = []
     for index, one in enumerate(body.events):
         try:
-            event = _trigger_event(one, f"events.{index}")
+            event = _trigger_event(one, "")
             converted.append(service.with_derived_transaction_id(event, call.idempotency_seed, f"events.{index}"))
         except ValidationError as exc:
             converted.append(exc)
     events = [one for one in converted if isinstance(one, TriggerEvent)]
     outcomes = iter(
-        await service.accept_each(call.environment_id, events, call.queue, call.options.limits, prefix="")
-        if events
-        else []
+        await service.accept_each(call.environment_id, events, call.queue, call.options.limits) if events else []
     )
     items = [one if isinstance(one, TidingsError) else next(outcomes) for one in converted]
     return ok([_item(one) for one in items], 201)
@@ -156,8 +155,7 @@ async def trigger_bulk(call: Call) -> Response:
 def _item(outcome: TriggerResult | TidingsError) -> dict[str, Any]:
     if isinstance(outcome, TriggerResult):
         return _response(outcome)
-    # The field within its event: the domain saw only the events that passed conversion, so its index may differ.
-    field = _EVENT_PLACE.sub("", (outcome.field or "").replace("workflowId", "name"))
+    field = _novu_field(outcome)
     return {
         "acknowledged": True,
         "status": "error",

@@ -201,18 +201,18 @@ async def accept_triggers(
 
 
 async def accept_each(
-    environment_id: PydanticObjectId, events: Sequence[TriggerEvent], queue: TaskQueue, limits: Limits, prefix: str
+    environment_id: PydanticObjectId, events: Sequence[TriggerEvent], queue: TaskQueue, limits: Limits
 ) -> list[TriggerResult | TidingsError]:
-    """Each event accepted or refused on its own (Novu's bulk trigger); the accepted ones recorded together."""
-    _check_bulk_size(len(events), limits, field_path(("events",), prefix))
+    """Each event accepted or refused on its own (Novu's bulk trigger); the accepted ones recorded together. A
+    refusal names its field within its event (`workflowId`, `payload.text`): the caller knows the event's place."""
+    _check_bulk_size(len(events), limits, "events")
     workflows: dict[str, Workflow] = {}
     outcomes: dict[int, TriggerResult | TidingsError] = {}
     prepared: list[tuple[TriggerEvent, Workflow, list[Recipient]]] = []
     places: list[int] = []
     for index, event in enumerate(events):
         try:
-            place = field_path(("events", index), prefix)
-            prepared.append((event, *await _prepare(environment_id, event, limits, place, workflows)))
+            prepared.append((event, *await _prepare(environment_id, event, limits, "", workflows)))
             places.append(index)
         except TidingsError as exc:
             count_rejected(1, exc)
