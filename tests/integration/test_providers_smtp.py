@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import ssl
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -44,12 +45,14 @@ class Sink:
     """Accepts mail, except for recipients whose local part asks for a failure."""
 
     received: list[Received] = field(default_factory=list)
-    sent_on: dict[int, int] = field(default_factory=dict)  # messages per connection (id of the session)
+    # Messages per connection, keyed by the session itself: an `id()` is reused once a closed session is collected,
+    # which made a fresh connection look like one that had sent already (a flaky reconnect test).
+    sent_on: weakref.WeakKeyDictionary[Session, int] = field(default_factory=weakref.WeakKeyDictionary)
 
     async def handle_MAIL(  # noqa: N802 (aiosmtpd's hook names)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if address == DROPPER and self.sent_on.get(id(session), 0) >= 1:
+        if address == DROPPER and self.sent_on.get(session, 0) >= 1:
             assert server.transport is not None
             server.transport.close()
             return "421 closing"
@@ -75,7 +78,7 @@ class Sink:
         parsed = email.message_from_bytes(content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed, session.peer))
-        self.sent_on[id(session)] = self.sent_on.get(id(session), 0) + 1
+        self.sent_on[session] = self.sent_on.get(session, 0) + 1
         return "250 2.0.0 Ok: queued as TIDINGS1"
 
 
