@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     limit_trigger_recipients_max: int = Field(Limits.trigger_recipients_max, ge=1, le=10_000)
     limit_bulk_trigger_max: int = Field(Limits.bulk_trigger_max, ge=1, le=1000)
     limit_webhook_endpoints_max: int = Field(Limits.webhook_endpoints_max, ge=1, le=1000)
+    limit_bulk_preferences_max: int = Field(Limits.bulk_preferences_max, ge=1, le=1000)
 
     # Per-environment rate limits (token buckets in Redis, docs/api.md "Rate limits"): tokens per second and bucket
     # size for triggers (one token per event), configuration mutations and inbox sessions; a rate of 0 = unlimited.

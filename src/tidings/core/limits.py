@@ -20,3 +20,4 @@ class Limits:
     trigger_recipients_max: int = 100
     bulk_trigger_max: int = 100
     webhook_endpoints_max: int = 20
+    bulk_preferences_max: int = 100

@@ -214,7 +214,7 @@ async def _preference_refusal(ctx: StepContext, channel: Channel) -> Outcome | N
             "workflow_id": {"$in": [None, ctx.job.workflow_id]},
         }
     ).to_list()
-    chosen = {row.workflow_id: row.channels for row in rows}
+    chosen = {row.workflow_id: row.choices() for row in rows}
     workflow = ctx.trigger.workflow
     decision = merge_channel(
         default=workflow.channel_defaults.get(channel.value, True),

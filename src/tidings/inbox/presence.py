@@ -63,6 +63,19 @@ async def is_online(redis: Redis, environment_id: PydanticObjectId, subscriber_i
     return int(await redis.zcount(presence_key(environment_id, subscriber_id), time.time(), "+inf")) > 0
 
 
+async def online_among(redis: Redis, environment_id: PydanticObjectId, subscriber_ids: Iterable[str]) -> set[str]:
+    """Which of these subscribers have an inbox websocket open, in one round trip."""
+    wanted = list(subscriber_ids)
+    if not wanted:
+        return set()
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        for subscriber_id in wanted:
+            pipe.zcount(presence_key(environment_id, subscriber_id), now, "+inf")
+        counts = await pipe.execute()
+    return {subscriber_id for subscriber_id, count in zip(wanted, counts, strict=True) if int(count) > 0}
+
+
 async def forget(redis: Redis, environment_id: PydanticObjectId, subscriber_id: str) -> None:
     """Drop the subscriber's presence (erasure): its open connections stop counting at once."""
     await redis.delete(presence_key(environment_id, subscriber_id))

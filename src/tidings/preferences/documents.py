@@ -18,7 +18,13 @@ class SubscriberPreference(Document):
     subscriber_id: str
     workflow_id: str | None = None  # None: the subscriber's global preference
     channels: dict[Channel, bool] = Field(default_factory=dict)  # only the channels the subscriber chose
+    # False: the subscriber turned everything here off (Novu's `enabled`); `channels` is kept for turning it back on.
+    enabled: bool = True
     updated_at: datetime = Field(default_factory=utcnow)
+
+    def choices(self) -> dict[Channel, bool]:
+        """The subscriber's choice per channel as delivery applies it."""
+        return dict.fromkeys(Channel, False) if not self.enabled else dict(self.channels)
 
     class Settings:
         name = "subscriber_preferences"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,8 @@ from pymongo.errors import DuplicateKeyError
 
 from tidings.core.channels import Channel
 from tidings.core.clock import utcnow
-from tidings.core.errors import NotFoundError, UnavailableError
+from tidings.core.errors import NotFoundError, UnavailableError, ValidationError
+from tidings.core.limits import Limits
 from tidings.core.pagination import Page, PageRequest, encode_cursor, paginate
 from tidings.preferences.documents import SubscriberPreference
 from tidings.preferences.merge import Decision, merge_channel
@@ -26,6 +27,7 @@ from tidings.workflows.service import get_workflow
 class EffectivePreference:
     workflow: Workflow
     channels: dict[Channel, Decision]
+    enabled: bool = True  # False: the subscriber turned this workflow off as a whole
 
 
 async def _upsert_choices(key: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +50,10 @@ async def set_subscriber_preference(
     subscriber_id: str,
     workflow_id: str | None,
     channels: Mapping[Channel, bool | None],
+    enabled: bool | None = None,
 ) -> SubscriberPreference:
     """Record the subscriber's choice per channel (`None` forgets a choice); `workflow_id=None` is the global row.
+    `enabled=False` turns every channel off there while keeping the choices, `True` applies them again.
 
     Choices on `readOnly` workflows are kept but do not apply, nor do choices turning off a channel that a
     `critical` workflow enables; the effective view says why.
@@ -59,6 +63,8 @@ async def set_subscriber_preference(
     chosen = {f"channels.{channel.value}": value for channel, value in channels.items() if value is not None}
     forgotten = {f"channels.{channel.value}": "" for channel, value in channels.items() if value is None}
     update: dict[str, Any] = {"$set": {**chosen, "updated_at": utcnow()}}
+    if enabled is not None:
+        update["$set"]["enabled"] = enabled
     if forgotten:
         update["$unset"] = forgotten
     key = {"environment_id": environment_id, "subscriber_id": subscriber_id, "workflow_id": workflow_id}
@@ -118,16 +124,50 @@ async def effective_preferences(
             "workflow_id": {"$in": [None, *(workflow.workflow_id for workflow in workflows.items)]},
         }
     ).to_list()
-    by_workflow = {row.workflow_id: row.channels for row in rows}
-    subscriber_global = by_workflow.get(None, {})
+    by_workflow = {row.workflow_id: row for row in rows}
+    subscriber_global = by_workflow[None].choices() if None in by_workflow else {}
     return Page(
         items=[
-            EffectivePreference(
-                workflow=workflow,
-                channels=effective_channels(workflow, subscriber_global, by_workflow.get(workflow.workflow_id, {})),
-            )
+            _effective(workflow, subscriber_global, by_workflow.get(workflow.workflow_id))
             for workflow in workflows.items
         ],
         cursors=workflows.cursors,
         has_next_page=workflows.has_next_page,
     )
+
+
+def _effective(
+    workflow: Workflow, subscriber_global: Mapping[Channel, bool], row: SubscriberPreference | None
+) -> EffectivePreference:
+    return EffectivePreference(
+        workflow=workflow,
+        channels=effective_channels(workflow, subscriber_global, row.choices() if row else {}),
+        enabled=row.enabled if row else True,
+    )
+
+
+async def set_workflow_preferences(
+    environment_id: PydanticObjectId,
+    subscriber_id: str,
+    choices: Sequence[tuple[str, Mapping[Channel, bool | None]]],
+    limits: Limits,
+    *,
+    field: str = "preferences",
+) -> list[EffectivePreference]:
+    """Several workflows' choices at once (at most `limits.bulk_preferences_max`): every workflow is looked up
+    first, so an unknown one records nothing; then each is recorded, and what applies to each is returned in the
+    order sent."""
+    if not 1 <= len(choices) <= limits.bulk_preferences_max:
+        raise ValidationError(f"send 1 to {limits.bulk_preferences_max} workflows' preferences", field=field)
+    await get_subscriber(environment_id, subscriber_id)
+    for index, (workflow_id, _) in enumerate(choices):
+        try:
+            await get_workflow(environment_id, workflow_id)
+        except NotFoundError as exc:
+            raise NotFoundError(exc.message, field=f"{field}.{index}.workflowId") from None
+    answers: list[EffectivePreference] = []
+    for workflow_id, channels in choices:
+        await set_subscriber_preference(environment_id, subscriber_id, workflow_id, channels)
+        page = await effective_preferences(environment_id, subscriber_id, PageRequest(first=1), workflow_id)
+        answers.extend(page.items)
+    return answers

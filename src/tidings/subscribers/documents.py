@@ -44,6 +44,7 @@ class Subscriber(Document):
     # An address a provider reported dead (hard bounce, unknown number): not used while it is still the address.
     bounced_email: str | None = None
     undeliverable_phone: str | None = None
+    # Set by the backend (Novu's online status); an open inbox websocket counts too (inbox/presence.py).
     is_online: bool = False
     last_online_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

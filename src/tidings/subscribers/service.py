@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from tidings.core.clock import utcnow
 from tidings.core.errors import AlreadyExistsError, NotFoundError, UnavailableError, ValidationError
 from tidings.core.limits import Limits
-from tidings.core.pagination import Count, Page, PageRequest, count_up_to, paginate, paginate_any
+from tidings.core.pagination import COUNT_CAP, Count, Page, PageRequest, count_up_to, paginate, paginate_any
 from tidings.preferences.documents import SubscriberPreference
 from tidings.subscribers.commands import SubscriberFields, UpsertSubscriber
 from tidings.subscribers.documents import Subscriber
@@ -218,6 +218,38 @@ async def list_subscribers(
         ],
         request,
     )
+
+
+async def subscribers_at(environment_id: PydanticObjectId, page: int, size: int) -> tuple[list[Subscriber], bool]:
+    """Page `page` (from 0) of `size` subscribers in creation order, and whether more follow: numbered pages for
+    Novu's v1 list, up to `COUNT_CAP` subscribers deep (`list_subscribers` pages any depth by cursor)."""
+    if page * size >= COUNT_CAP:
+        raise ValidationError(
+            f"numbered pages reach the first {COUNT_CAP} subscribers; page with a cursor beyond", field="page"
+        )
+    found = (
+        await Subscriber.find({"environment_id": environment_id})
+        .sort("_id")
+        .skip(page * size)
+        .limit(size + 1)
+        .to_list()
+    )
+    return found[:size], len(found) > size
+
+
+async def set_online(environment_id: PydanticObjectId, subscriber_id: str, online: bool) -> Subscriber:
+    """Mark the subscriber online or offline from the backend (Novu's online status): it counts as online with this
+    flag or with an inbox websocket open; going offline stamps `last_online_at`."""
+    changes: dict[str, Any] = {"is_online": online}
+    if not online:
+        changes["last_online_at"] = utcnow()
+    raw = await Subscriber.get_pymongo_collection().find_one_and_update(
+        _key(environment_id, subscriber_id), {"$set": changes}, return_document=ReturnDocument.AFTER
+    )
+    if raw is None:
+        raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
+    updated: Subscriber = Subscriber.model_validate(raw)
+    return updated
 
 
 async def count_subscribers(environment_id: PydanticObjectId, search: str | None = None) -> Count:

@@ -6,7 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from tidings.subscribers.commands import SUBSCRIBER_ID, UpsertSubscriber
+from tidings.subscribers.commands import (
+    MAX_ENDPOINTS,
+    SUBSCRIBER_ID,
+    ChatEndpointInput,
+    PushEndpointInput,
+    UpsertSubscriber,
+)
 
 TRANSACTION_ID = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 # `@` too: Novu allows an email address as a topic key.
@@ -26,6 +32,9 @@ class To(BaseModel):
     topic_key: TOPIC_KEY | None = None
     all_subscribers: Literal[True] | None = None
     exclude: list[SUBSCRIBER_ID] | None = Field(default=None, max_length=MAX_EXCLUDED)
+    # What an inline subscriber brings along (Novu's `channels`): each replaces its endpoint for that integration,
+    # and its endpoints of other integrations stay.
+    endpoints: list[PushEndpointInput | ChatEndpointInput] | None = Field(default=None, max_length=MAX_ENDPOINTS)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> To:
@@ -35,6 +44,8 @@ class To(BaseModel):
             raise ValueError("give exactly one of subscriberId, subscriber, topicKey or allSubscribers")
         if self.exclude is not None and self.topic_key is None:
             raise ValueError("exclude applies to a topic only")
+        if self.endpoints is not None and self.subscriber is None:
+            raise ValueError("endpoints apply to an inline subscriber only")
         return self
 
 

@@ -32,6 +32,7 @@ from tidings.notifications.documents import (
 )
 from tidings.notifications.retention import finished_job_fields, finished_notification_fields, trigger_expiry
 from tidings.notifications.service import PROCESS_TRIGGER_TASK
+from tidings.subscribers.endpoints import put_endpoint
 from tidings.subscribers.service import bulk_upsert_subscribers
 from tidings.triggers.commands import To, TriggerEvent
 from tidings.triggers.metrics import count_accepted, count_rejected
@@ -147,6 +148,10 @@ async def _record(
     inline = [item.subscriber for item in event.to if item.subscriber is not None]
     if inline:
         await bulk_upsert_subscribers(environment_id, inline, limits)
+    for item in event.to:
+        for endpoint in item.endpoints or []:
+            assert item.subscriber is not None  # To refuses endpoints without one
+            await put_endpoint(environment_id, item.subscriber.subscriber_id, endpoint)
     return Trigger(
         id=PydanticObjectId(),
         environment_id=environment_id,

@@ -32,6 +32,7 @@ def subscriber_to_graphql(subscriber: documents.Subscriber) -> Subscriber:
             for chat in subscriber.chat
         ],
         environment_id=subscriber.environment_id,
+        marked_online=subscriber.is_online,
         last_online_at=subscriber.last_online_at,
         created_at=subscriber.created_at,
         updated_at=subscriber.updated_at,

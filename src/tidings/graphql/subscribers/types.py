@@ -39,12 +39,18 @@ class Subscriber:
     push: list[PushEndpoint]
     chat: list[ChatEndpoint]
     environment_id: strawberry.Private[PydanticObjectId]
+    marked_online: strawberry.Private[bool]
     last_online_at: datetime | None = strawberry.field(description="When it last connected or disconnected.")
     created_at: datetime
     updated_at: datetime
 
-    @strawberry.field(description="Whether an inbox websocket of this subscriber is open on any API process.")
+    @strawberry.field(
+        description="Whether an inbox websocket of this subscriber is open on any API process, or your backend marked "
+        "it online (the REST `PATCH /v1/subscribers/{id}/online-status`)."
+    )
     async def is_online(self, info: Info) -> bool:
+        if self.marked_online:
+            return True
         return await is_online(info.context.hub.redis, self.environment_id, self.subscriber_id)
 
 
