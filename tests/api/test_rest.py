@@ -8,11 +8,18 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from tests.api.conftest import GraphQL
+from tidings.core.channels import Channel
 from tidings.environments.service import IssuedEnvironment
+from tidings.inbox.presence import connected, disconnected
 from tidings.notifications.documents import Trigger
 from tidings.subscribers.documents import Subscriber
 from tidings.topics.documents import TopicSubscription
+
+CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
+CHANNELS = [channel.value for channel in Channel]
 
 
 class Rest:
@@ -181,3 +188,99 @@ async def test_requests_are_counted_by_route_template_not_by_id(rest: Rest) -> N
     metrics = (await rest.client.get("/metrics")).text
     assert 'path="/v2/subscribers/{subscriberId}",status="200"' in metrics
     assert "counted" not in metrics
+
+
+async def test_v1_list_pages_by_number_through_every_subscriber(
+    rest: Rest, environments: tuple[IssuedEnvironment, IssuedEnvironment]
+) -> None:
+    ids = [f"numbered-{index}" for index in range(5)]
+    await rest.data("POST", "/v1/subscribers/bulk", {"subscribers": [{"subscriberId": one} for one in ids]}, status=201)
+    everyone = await Subscriber.find({"environment_id": environments[0].environment.id}).sort("_id").to_list()
+    seen: list[str] = []
+    for number in range(len(everyone)):
+        page = await rest.data("GET", "/v1/subscribers", page=number, limit=3)
+        assert (page["page"], page["pageSize"], page["totalCount"]) == (number, 3, len(everyone))
+        seen += [one["subscriberId"] for one in page["data"]]
+        if not page["hasMore"]:
+            break
+    assert seen == [one.subscriber_id for one in everyone]
+    assert set(ids) <= set(seen)
+    assert (await rest.data("GET", "/v1/subscribers", page=number + 1, limit=3))["data"] == []
+    assert list((await rest.error("GET", "/v1/subscribers", status=422, limit=0))["errors"]) == ["limit"]
+    deep = await rest.error("GET", "/v1/subscribers", status=422, page=50_000, limit=1)
+    assert list(deep["errors"]) == ["page"]
+
+
+async def test_online_status_is_the_backend_flag_or_an_open_inbox(
+    rest: Rest, redis_url: str, environments: tuple[IssuedEnvironment, IssuedEnvironment]
+) -> None:
+    await rest.data("POST", "/v1/subscribers", {"subscriberId": "presence"}, status=201)
+    online = await rest.data("PATCH", "/v1/subscribers/presence/online-status", {"isOnline": True})
+    assert (online["isOnline"], online["lastOnlineAt"]) == (True, None)
+    offline = await rest.data("PATCH", "/v1/subscribers/presence/online-status", {"isOnline": False})
+    assert offline["isOnline"] is False
+    assert offline["lastOnlineAt"].endswith("Z")
+    stored = await Subscriber.find_one({"subscriber_id": "presence"})
+    assert stored is not None
+    assert (stored.is_online, stored.last_online_at is not None) == (False, True)
+
+    environment_id = environments[0].environment.id
+    assert environment_id is not None
+    redis = Redis.from_url(redis_url)
+    try:
+        await connected(redis, environment_id, "presence", "connection-1", ttl=60)
+        assert (await rest.data("GET", "/v2/subscribers/presence"))["isOnline"] is True
+        listed = await rest.data("GET", "/v2/subscribers", subscriberId="presence")
+        assert [one["isOnline"] for one in listed["data"]] == [True]
+        await disconnected(redis, environment_id, "presence", "connection-1")
+        assert (await rest.data("GET", "/v2/subscribers/presence"))["isOnline"] is False
+    finally:
+        await redis.aclose()
+
+    await rest.error("PATCH", "/v1/subscribers/nobody/online-status", {"isOnline": True}, status=404)
+    refused = await rest.error("PATCH", "/v1/subscribers/presence/online-status", {"isOnline": "yes"}, status=422)
+    assert list(refused["errors"]) == ["isOnline"]
+
+
+async def test_v1_preferences_per_workflow_and_global(rest: Rest, gql: GraphQL) -> None:
+    steps = [{"inApp": {"body": "hi"}}, {"email": {"subject": "s", "body": "b"}}]
+    await gql.data(CREATE_WORKFLOW, input={"workflowId": "v1-prefs", "name": "V1 prefs", "steps": steps})
+    await rest.data("POST", "/v1/subscribers", {"subscriberId": "pref-v1"}, status=201)
+
+    listed = await rest.data("GET", "/v1/subscribers/pref-v1/preferences")
+    (mine,) = [one for one in listed if one["template"]["triggers"][0]["identifier"] == "v1-prefs"]
+    assert (mine["template"]["name"], mine["template"]["critical"]) == ("V1 prefs", False)
+    assert mine["preference"] == {"enabled": True, "channels": dict.fromkeys(CHANNELS, True), "overrides": []}
+
+    email_off = await rest.data(
+        "PATCH", "/v1/subscribers/pref-v1/preferences/v1-prefs", {"channel": {"type": "email", "enabled": False}}
+    )
+    assert email_off["preference"]["channels"] == {**dict.fromkeys(CHANNELS, True), "email": False}
+    assert email_off["preference"]["overrides"] == [{"channel": "email", "source": "subscriber"}]
+
+    # Off as a whole turns every channel off; back on, the email choice is still there.
+    off = await rest.data("PATCH", "/v1/subscribers/pref-v1/preferences/v1-prefs", {"enabled": False})
+    assert off["preference"]["enabled"] is False
+    assert off["preference"]["channels"] == dict.fromkeys(CHANNELS, False)
+    back = await rest.data("PATCH", "/v1/subscribers/pref-v1/preferences/v1-prefs", {"enabled": True})
+    assert back["preference"]["channels"] == {**dict.fromkeys(CHANNELS, True), "email": False}
+
+    body = {"preferences": [{"type": "sms", "enabled": False}, {"type": "in_app", "enabled": False}]}
+    global_set = await rest.data("PATCH", "/v1/subscribers/pref-v1/preferences", body)
+    expected = {"enabled": True, "channels": {**dict.fromkeys(CHANNELS, True), "sms": False, "in_app": False}}
+    assert global_set == {"preference": expected}
+    assert await rest.data("GET", "/v1/subscribers/pref-v1/preferences/global") == [{"preference": expected}]
+    by_template = await rest.data("GET", "/v1/subscribers/pref-v1/preferences/template")
+    (mine,) = [one for one in by_template if one["template"]["triggers"][0]["identifier"] == "v1-prefs"]
+    # The global choices apply where the workflow has none of its own.
+    off_here = {"email": False, "sms": False, "in_app": False}
+    assert mine["preference"]["channels"] == {**dict.fromkeys(CHANNELS, True), **off_here}
+
+    level = await rest.error("GET", "/v1/subscribers/pref-v1/preferences/everything", status=422)
+    assert list(level["errors"]) == ["parameter"]
+    await rest.error("PATCH", "/v1/subscribers/pref-v1/preferences/no-such-workflow", {"enabled": False}, status=404)
+    await rest.error("PATCH", "/v1/subscribers/nobody/preferences", {"enabled": False}, status=404)
+    bad = await rest.error(
+        "PATCH", "/v1/subscribers/pref-v1/preferences", {"preferences": [{"type": "fax", "enabled": True}]}, status=422
+    )
+    assert list(bad["errors"]) == ["preferences.0.type"]

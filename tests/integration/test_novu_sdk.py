@@ -19,10 +19,12 @@ from tests.integration.test_engine import CREATE_INTEGRATION, CREATE_WORKFLOW, e
 from tests.node import node_cache, npm_install, run_node, script_beside
 from tests.servers import SECRET_KEY, RoleProcess, api_process, beanie_database, role_env
 from tests.sinks import SmtpSink, smtp_sink
+from tidings.core.channels import Channel
 from tidings.core.crypto import Cipher
 from tidings.environments.service import create_environment
 from tidings.inbox.documents import InboxMessage
 from tidings.notifications.documents import Job, JobStatus
+from tidings.preferences.documents import SubscriberPreference
 from tidings.subscribers.documents import Subscriber
 from tidings.topics.documents import TopicSubscription
 
@@ -119,6 +121,15 @@ async def _eventually(check: Any, stack: Stack, what: str, limit: float = 60) ->
             raise AssertionError(f"{what} did not happen within {limit}s\n{stack.logs()}")
         await asyncio.sleep(0.1)
     return value
+
+
+async def _finished(stack: Stack, transaction_id: str, count: int) -> list[Job]:
+    async def done() -> list[Job] | None:
+        jobs = await Job.find({"transaction_id": transaction_id}).to_list()
+        finished = (JobStatus.COMPLETED, JobStatus.SKIPPED, JobStatus.FAILED)
+        return jobs if len(jobs) == count and all(job.status in finished for job in jobs) else None
+
+    return sorted(await _eventually(done, stack, f"{count} steps"), key=lambda job: job.step_index)
 
 
 def _id(prefix: str) -> str:
@@ -286,13 +297,7 @@ async def test_a_preference_set_with_the_sdk_stops_that_channel(stack: Stack) ->
     assert listed["global"]["channels"]["inApp"] is True
 
     result = await stack.one("trigger", {"workflowId": "comment", "to": joan, "payload": {"text": "quiet"}})
-
-    async def done() -> list[Job] | None:
-        jobs = await Job.find({"transaction_id": result["transactionId"]}).to_list()
-        finished = (JobStatus.COMPLETED, JobStatus.SKIPPED, JobStatus.FAILED)
-        return jobs if len(jobs) == 2 and all(job.status in finished for job in jobs) else None
-
-    jobs = sorted(await _eventually(done, stack, "both steps"), key=lambda job: job.step_index)
+    jobs = await _finished(stack, result["transactionId"], 2)
     assert [job.status for job in jobs] == [JobStatus.COMPLETED, JobStatus.SKIPPED]
     assert await InboxMessage.find({"subscriber_id": joan}).count() == 1
     assert not [sent for sent in stack.smtp.messages if f"{joan}@example.com" in str(sent["To"])]
@@ -332,3 +337,82 @@ async def test_credentials_are_set_added_to_and_removed_per_provider(stack: Stac
         lin,
     )
     assert (no_integration["name"], no_integration["statusCode"]) == ("ErrorDto", 400)
+
+
+async def test_bulk_preferences_and_a_workflow_turned_off_as_a_whole(stack: Stack) -> None:
+    kim = _id("kim")
+    await stack.one("subscribers.create", {"subscriberId": kim, "email": f"{kim}@example.com"})
+    both = {
+        "preferences": [
+            {"workflowId": "comment", "channels": {"email": False}},
+            {"workflowId": "later", "channels": {"inApp": False}},
+        ]
+    }
+    answered = await stack.one("subscribers.preferences.bulkUpdate", both, kim)
+    assert [
+        (one["level"], one["workflow"]["identifier"], one["channels"]["email"], one["channels"]["inApp"])
+        for one in answered
+    ] == [("template", "comment", False, True), ("template", "later", True, False)]
+
+    unknown = {
+        "preferences": [
+            {"workflowId": "comment", "channels": {"sms": False}},
+            {"workflowId": "no-such-workflow", "channels": {"email": True}},
+        ]
+    }
+    refused = await stack.failing("subscribers.preferences.bulkUpdate", unknown, kim)
+    assert (refused["name"], refused["statusCode"]) == ("ErrorDto", 404)
+    row = await SubscriberPreference.find_one({"subscriber_id": kim, "workflow_id": "comment"})
+    assert row is not None
+    assert row.channels == {Channel.EMAIL: False}  # the refused call recorded nothing
+
+    # Novu's v1 `enabled: false` (plain HTTP: SDK 3.x has no v1 preference calls) turns every step of it off.
+    headers = {"Authorization": f"ApiKey {stack.api_key}"}
+    async with httpx.AsyncClient(base_url=stack.base, headers=headers, timeout=30) as client:
+        off = await client.patch(f"/v1/subscribers/{kim}/preferences/comment", json={"enabled": False})
+    assert off.status_code == 200, off.text
+    assert off.json()["data"]["preference"]["enabled"] is False
+    result = await stack.one("trigger", {"workflowId": "comment", "to": kim, "payload": {"text": "muted"}})
+    jobs = await _finished(stack, result["transactionId"], 2)
+    assert [job.status for job in jobs] == [JobStatus.SKIPPED, JobStatus.SKIPPED]
+    assert await InboxMessage.find({"subscriber_id": kim}).count() == 0
+
+
+async def test_the_online_flag_set_with_the_sdk(stack: Stack) -> None:
+    sam = _id("sam")
+    await stack.one("subscribers.create", {"subscriberId": sam})
+    online = await stack.one("subscribers.properties.updateOnlineFlag", {"isOnline": True}, sam)
+    assert online["isOnline"] is True
+    assert (await stack.one("subscribers.retrieve", sam))["isOnline"] is True
+    offline = await stack.one("subscribers.properties.updateOnlineFlag", {"isOnline": False}, sam)
+    assert offline["isOnline"] is False
+    stored = await Subscriber.find_one({"subscriber_id": sam})
+    assert stored is not None
+    assert (stored.is_online, stored.last_online_at is not None) == (False, True)
+    missing = await stack.failing("subscribers.properties.updateOnlineFlag", {"isOnline": True}, _id("nobody"))
+    assert (missing["name"], missing["statusCode"]) == ("ErrorDto", 404)
+
+
+async def test_a_trigger_subscriber_brings_its_channels(stack: Stack) -> None:
+    max_ = _id("max")
+    await stack.one("subscribers.create", {"subscriberId": max_})
+    hook = {"providerId": "chat-webhook", "credentials": {"webhookUrl": "https://chat.example.com/max"}}
+    await stack.one("subscribers.credentials.update", hook, max_)
+    tokens = {"providerId": "expo", "credentials": {"deviceTokens": ["ExponentPushToken[m]"]}}
+    to = {"subscriberId": max_, "firstName": "Max", "channels": [tokens]}
+    result = await stack.one("trigger", {"workflowId": "comment", "to": to, "payload": {"text": "hi"}})
+    assert result["status"] == "processed"
+    stored = await Subscriber.find_one({"subscriber_id": max_})
+    assert stored is not None
+    assert stored.first_name == "Max"
+    assert [one.device_tokens for one in stored.push] == [["ExponentPushToken[m]"]]
+    assert [one.webhook_url for one in stored.chat] == ["https://chat.example.com/max"]  # other providers stay
+
+    slack = {"providerId": "slack", "credentials": {"webhookUrl": "https://hooks.example.com/x"}}
+    newcomer = _id("new")
+    refused = await stack.failing(
+        "trigger", {"workflowId": "comment", "to": [{"subscriberId": newcomer, "channels": [slack]}], "payload": {}}
+    )
+    assert (refused["name"], refused["statusCode"]) == ("ValidationErrorDto", 422)
+    assert "to.0.channels.0.providerId" in refused["body"]
+    assert await Subscriber.find_one({"subscriber_id": newcomer}) is None

@@ -85,7 +85,7 @@ def create_app(settings: Settings, draining: Draining | None = None) -> Starlett
             await hub.start()
             graphql.hub = hub
             graphql.limiter = RateLimiter(resources.redis, settings.rate_limits())
-            rest.queue, rest.limiter = graphql.queue, graphql.limiter
+            rest.queue, rest.limiter, rest.redis = graphql.queue, graphql.limiter, resources.redis
             sampler = asyncio.create_task(sample_queue_forever(resources.redis, settings.queue_name, CONSUMER_GROUP))
             try:
                 yield {"resources": resources, "draining": draining}

@@ -43,3 +43,35 @@ class SubscriberPayload(SubscriberProfile):
 
     def upsert(self, prefix: str = "") -> UpsertSubscriber:
         return validated(UpsertSubscriber, self.sent(), prefix=prefix)
+
+
+class Credentials(NovuBody):
+    webhook_url: str | None = None
+    channel: str | None = None
+    device_tokens: list[str] | None = None
+    # Novu's fields for providers without a counterpart here: accepted, not stored.
+    alert_uid: str | None = None
+    title: str | None = None
+    image_url: str | None = None
+    state: str | None = None
+    external_url: str | None = None
+
+
+class ChannelSettings(NovuBody):
+    """A subscriber's credentials for one Novu provider (the credentials API's body, a trigger subscriber's
+    `channels`)."""
+
+    provider_id: str
+    integration_identifier: str | None = None
+    credentials: Credentials
+
+
+class TriggerSubscriber(SubscriberPayload):
+    """A trigger's inline subscriber: its `channels` are set before the trigger is recorded."""
+
+    channels: list[ChannelSettings] | None = None
+
+    def sent(self) -> dict[str, Any]:
+        sent = super().sent()
+        sent.pop("channels", None)
+        return sent

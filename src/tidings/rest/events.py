@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import Field
@@ -11,8 +11,9 @@ from starlette.responses import Response
 from tidings.core.errors import NotFoundError, TidingsError, ValidationError
 from tidings.core.validation import validated
 from tidings.environments.ratelimits import RateClass
-from tidings.rest.bodies import NovuBody, SubscriberPayload
+from tidings.rest.bodies import NovuBody, SubscriberPayload, TriggerSubscriber
 from tidings.rest.http import Call, RefusedError, ok, refused
+from tidings.rest.providers import novu_endpoint
 from tidings.triggers import service
 from tidings.triggers.commands import TriggerEvent
 from tidings.triggers.service import TriggerResult
@@ -30,7 +31,7 @@ class Tenant(NovuBody):
     data: dict[str, Any] | None = None
 
 
-type Recipient = str | SubscriberPayload | TopicTarget
+type Recipient = str | TriggerSubscriber | TopicTarget
 
 
 class EventFields(NovuBody):
@@ -59,12 +60,18 @@ class BulkBody(NovuBody):
     events: list[EventBody]
 
 
-def _recipient(recipient: Recipient) -> dict[str, Any]:
+async def _recipient(call: Call, recipient: Recipient, place: str) -> dict[str, Any]:
     match recipient:
         case str():
             return {"subscriber_id": recipient}
-        case SubscriberPayload():
-            return {"subscriber": recipient.sent()}
+        case TriggerSubscriber():
+            if not recipient.channels:
+                return {"subscriber": recipient.sent()}
+            endpoints = [
+                await novu_endpoint(call.environment_id, one, f"{place}.channels.{index}")
+                for index, one in enumerate(recipient.channels)
+            ]
+            return {"subscriber": recipient.sent(), "endpoints": endpoints}
         case TopicTarget():
             return {"topic_key": recipient.topic_key, "exclude": recipient.exclude}
 
@@ -82,9 +89,14 @@ def _event(body: EventFields, workflow_id: str, to: list[dict[str, Any]], prefix
     return validated(TriggerEvent, data, prefix=prefix)
 
 
-def _trigger_event(body: EventBody, prefix: str) -> TriggerEvent:
-    recipients = body.to if isinstance(body.to, list) else [body.to]
-    return _event(body, body.name, [_recipient(one) for one in recipients], prefix)
+async def _trigger_event(call: Call, body: EventBody) -> TriggerEvent:
+    """The event, an inline subscriber's `channels` resolved to the environment's integrations (fields named as the
+    body has them: `to.channels…` for one recipient, `to.N.channels…` in a list)."""
+    if isinstance(body.to, list):
+        to = [await _recipient(call, one, f"to.{index}") for index, one in enumerate(body.to)]
+    else:
+        to = [await _recipient(call, body.to, "to")]
+    return _event(body, body.name, to, "")
 
 
 def _novu_field(exc: TidingsError) -> str:
@@ -110,19 +122,23 @@ def _response(result: TriggerResult) -> dict[str, Any]:
 
 async def trigger(call: Call) -> Response:
     body = await call.body(EventBody)
-    return await _accept(call, lambda: _trigger_event(body, ""), "event")
+    return await _accept(call, lambda: _trigger_event(call, body), "event")
 
 
 async def broadcast(call: Call) -> Response:
     body = await call.body(BroadcastBody)
-    return await _accept(call, lambda: _event(body, body.name, [{"all_subscribers": True}], ""), "broadcast")
+
+    async def event() -> TriggerEvent:
+        return _event(body, body.name, [{"all_subscribers": True}], "")
+
+    return await _accept(call, event, "broadcast")
 
 
-async def _accept(call: Call, event: Callable[[], TriggerEvent], place: str) -> Response:
+async def _accept(call: Call, event: Callable[[], Awaitable[TriggerEvent]], place: str) -> Response:
     """One event: converted (`event` raises what the body's values break), recorded, answered 201."""
     await call.spend(RateClass.TRIGGER)
     try:
-        accepted = service.with_derived_transaction_id(event(), call.idempotency_seed, place)
+        accepted = service.with_derived_transaction_id(await event(), call.idempotency_seed, place)
         result = await service.accept_trigger(call.environment_id, accepted, call.queue, call.options.limits, prefix="")
     except (ValidationError, NotFoundError) as exc:
         raise _refused(exc) from None
@@ -140,7 +156,7 @@ async def trigger_bulk(call: Call) -> Response:
     converted: list[TriggerEvent | TidingsError] = []
     for index, one in enumerate(body.events):
         try:
-            event = _trigger_event(one, "")
+            event = await _trigger_event(call, one)
             converted.append(service.with_derived_transaction_id(event, call.idempotency_seed, f"events.{index}"))
         except ValidationError as exc:
             converted.append(exc)

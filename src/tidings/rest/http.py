@@ -16,6 +16,7 @@ from typing import Any
 
 import pydantic
 from beanie import PydanticObjectId
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -64,6 +65,7 @@ class RestOptions:
     limits: Limits
     queue: TaskQueue | None = None
     limiter: RateLimiter | None = None
+    redis: Redis | None = None
 
 
 class RefusedError(Exception):
@@ -139,6 +141,12 @@ class Call:
         seed: str | None = self.request.scope.get("state", {}).get(IDEMPOTENCY_SEED_STATE)
         return seed
 
+    @property
+    def redis(self) -> Redis:
+        if self.options.redis is None:
+            raise UnavailableError("the API is starting; retry in a moment")
+        return self.options.redis
+
     async def spend(self, rate_class: RateClass, cost: int = 1) -> None:
         if self.options.limiter is not None:
             await self.options.limiter.take(str(self.environment_id), rate_class, cost)
@@ -189,7 +197,7 @@ def endpoint(
 
 def refused(exc: TidingsError, *, status: int | None = None, field: str | None = None, **extra: Any) -> RefusedError:
     """A domain error as a REST answer, its field (`field` renames it) named in `errors` when it has one."""
-    status = status or _STATUS.get(type(exc), 400)
+    status = status or next((_STATUS[kind] for kind in type(exc).__mro__ if kind in _STATUS), 400)
     # The domain names fields as GraphQL's `input` has them; a REST body is that input.
     field = (field or exc.field or "").removeprefix("input.") or None
     if field and status in (400, 422) and "errors" not in extra:

@@ -7,7 +7,11 @@ from typing import Any
 from beanie import PydanticObjectId
 
 from tidings.core.channels import Channel
-from tidings.integrations.service import integrations_by_identifier
+from tidings.core.errors import ValidationError
+from tidings.core.validation import field_path, validated
+from tidings.integrations.service import first_active_integration, integrations_by_identifier
+from tidings.rest.bodies import ChannelSettings
+from tidings.subscribers.commands import ChatEndpointInput, PushEndpointInput
 from tidings.subscribers.documents import ChatEndpoint, PushEndpoint, Subscriber
 
 # Novu's provider ids with a counterpart here, and ours for each. Novu names the Slack incoming webhook and the
@@ -23,6 +27,47 @@ PROVIDERS: dict[str, tuple[Channel, tuple[str, ...]]] = {
     "expo": (Channel.PUSH, ("expo",)),
 }
 _NOVU_ID = {ours: novu for novu, (_, providers) in PROVIDERS.items() for ours in providers}
+
+
+class MissingIntegrationError(ValidationError):
+    """The environment has no active integration of the Novu provider named."""
+
+
+def provider(provider_id: str, prefix: str = "") -> tuple[Channel, tuple[str, ...]]:
+    """The channel of a Novu provider id and our providers for it."""
+    if provider_id not in PROVIDERS:
+        message = f"providerId must be one of {', '.join(sorted(PROVIDERS))}"
+        raise ValidationError(message, field=field_path(("providerId",), prefix))
+    return PROVIDERS[provider_id]
+
+
+async def novu_endpoint(
+    environment_id: PydanticObjectId, settings: ChannelSettings, prefix: str = ""
+) -> PushEndpointInput | ChatEndpointInput:
+    """Novu's credentials for a provider as our endpoint, for the integration named by `integrationIdentifier` or
+    else the one of that provider a send would use first. Fields are named under `prefix`."""
+    channel, ours = provider(settings.provider_id, prefix)
+    if settings.integration_identifier is not None:
+        found = await integrations_by_identifier(environment_id, [settings.integration_identifier])
+        integration = found.get(settings.integration_identifier)
+    else:
+        integration = await first_active_integration(environment_id, ours)
+    if integration is None or integration.provider_id not in ours:
+        raise MissingIntegrationError(
+            f"this environment has no active {settings.provider_id} integration",
+            field=field_path(("providerId",), prefix),
+        )
+    sent = settings.credentials
+    where = field_path(("credentials",), prefix)
+    if channel is Channel.PUSH:
+        push = {"integration_identifier": integration.identifier, "device_tokens": sent.device_tokens or []}
+        return validated(PushEndpointInput, push, prefix=where)
+    chat = {
+        "integration_identifier": integration.identifier,
+        "webhook_url": sent.webhook_url,
+        "channel_id": sent.channel,
+    }
+    return validated(ChatEndpointInput, chat, prefix=where)
 
 
 async def channel_settings(environment_id: PydanticObjectId, subscriber: Subscriber) -> list[dict[str, Any]]:

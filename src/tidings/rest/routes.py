@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from tidings.environments.ratelimits import RateClass
 from tidings.rest import credentials, events, preferences, subscribers, topics
-from tidings.rest.bodies import SubscriberPayload, SubscriberProfile
+from tidings.rest.bodies import ChannelSettings, SubscriberPayload, SubscriberProfile
 from tidings.rest.http import Handler, RestOptions, endpoint
 from tidings.rest.openapi import openapi_document
 
@@ -90,6 +90,20 @@ ROUTES = (
         body=preferences.PreferencesBody,
     ),
     RestRoute(
+        "PATCH",
+        "/v2/subscribers/{subscriberId}/preferences/bulk",
+        preferences.update_bulk,
+        "Set several workflows' channel preferences of a subscriber",
+        body=preferences.BulkPreferencesBody,
+    ),
+    RestRoute(
+        "GET",
+        "/v1/subscribers",
+        subscribers.list_v1,
+        "List subscribers by numbered pages",
+        query=("page", "limit"),
+    ),
+    RestRoute(
         "POST",
         "/v1/subscribers",
         subscribers.create,
@@ -115,18 +129,51 @@ ROUTES = (
     ),
     RestRoute("DELETE", "/v1/subscribers/{subscriberId}", subscribers.delete, "Delete a subscriber"),
     RestRoute(
+        "PATCH",
+        "/v1/subscribers/{subscriberId}/online-status",
+        subscribers.online_status,
+        "Mark a subscriber online or offline",
+        body=subscribers.OnlineBody,
+    ),
+    RestRoute(
+        "GET",
+        "/v1/subscribers/{subscriberId}/preferences",
+        preferences.preferences_v1,
+        "A subscriber's preference for every workflow",
+    ),
+    RestRoute(
+        "GET",
+        "/v1/subscribers/{subscriberId}/preferences/{parameter}",
+        preferences.preferences_by_level_v1,
+        "A subscriber's preferences at one level: global or template",
+    ),
+    RestRoute(
+        "PATCH",
+        "/v1/subscribers/{subscriberId}/preferences",
+        preferences.update_global_v1,
+        "Set a subscriber's global preferences",
+        body=preferences.GlobalBodyV1,
+    ),
+    RestRoute(
+        "PATCH",
+        "/v1/subscribers/{subscriberId}/preferences/{parameter}",
+        preferences.update_workflow_v1,
+        "Set a subscriber's preference for one workflow (by its identifier)",
+        body=preferences.WorkflowBodyV1,
+    ),
+    RestRoute(
         "PUT",
         "/v1/subscribers/{subscriberId}/credentials",
         credentials.update,
         "Set a subscriber's push or chat credentials for a provider",
-        body=credentials.CredentialsBody,
+        body=ChannelSettings,
     ),
     RestRoute(
         "PATCH",
         "/v1/subscribers/{subscriberId}/credentials",
         credentials.append,
         "Add device tokens to a subscriber's push credentials",
-        body=credentials.CredentialsBody,
+        body=ChannelSettings,
     ),
     RestRoute(
         "DELETE",

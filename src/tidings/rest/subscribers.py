@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from beanie import PydanticObjectId
-from pydantic import Field
+from pydantic import Field, StrictBool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.core.errors import AlreadyExistsError
+from tidings.core.pagination import COUNT_CAP
+from tidings.inbox.presence import online_among
 from tidings.rest.bodies import NovuBody, SubscriberPayload, SubscriberProfile
-from tidings.rest.http import Call, RefusedError, error_response, iso, ok, page_listing, page_request
+from tidings.rest.http import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Call,
+    RefusedError,
+    error_response,
+    iso,
+    listing,
+    ok,
+    page_listing,
+    page_request,
+)
 from tidings.rest.providers import channel_settings
 from tidings.subscribers import service
 from tidings.subscribers.documents import Subscriber
@@ -21,8 +34,9 @@ class BulkBody(NovuBody):
     subscribers: list[SubscriberPayload] = Field(min_length=1)
 
 
-def subscriber_dto(subscriber: Subscriber) -> dict[str, Any]:
-    """Novu's SubscriberResponseDto. Tidings has no organisations: `_organizationId` is the environment's id."""
+def subscriber_dto(subscriber: Subscriber, online: bool) -> dict[str, Any]:
+    """Novu's SubscriberResponseDto. Tidings has no organisations: `_organizationId` is the environment's id.
+    `online`: it has an inbox websocket open (the stored flag is what the backend set)."""
     environment = str(subscriber.environment_id)
     return {
         "_id": str(subscriber.id),
@@ -37,7 +51,7 @@ def subscriber_dto(subscriber: Subscriber) -> dict[str, Any]:
         "locale": subscriber.locale,
         "timezone": subscriber.timezone,
         "data": subscriber.data,
-        "isOnline": subscriber.is_online,
+        "isOnline": subscriber.is_online or online,
         "lastOnlineAt": iso(subscriber.last_online_at) if subscriber.last_online_at else None,
         "deleted": False,
         "createdAt": iso(subscriber.created_at),
@@ -45,9 +59,15 @@ def subscriber_dto(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
-async def subscriber_answer(environment_id: PydanticObjectId, subscriber: Subscriber) -> dict[str, Any]:
+async def subscriber_dtos(call: Call, subscribers: Sequence[Subscriber]) -> list[dict[str, Any]]:
+    online = await online_among(call.redis, call.environment_id, [one.subscriber_id for one in subscribers])
+    return [subscriber_dto(one, one.subscriber_id in online) for one in subscribers]
+
+
+async def subscriber_answer(call: Call, subscriber: Subscriber) -> dict[str, Any]:
     """A single subscriber's answer: the DTO with its push and chat endpoints as `channels`."""
-    return {**subscriber_dto(subscriber), "channels": await channel_settings(environment_id, subscriber)}
+    [dto] = await subscriber_dtos(call, [subscriber])
+    return {**dto, "channels": await channel_settings(call.environment_id, subscriber)}
 
 
 async def create(call: Call) -> Response:
@@ -58,12 +78,13 @@ async def create(call: Call) -> Response:
     limits = call.options.limits
     if call.query_bool("failIfExists"):
         try:
-            return ok(subscriber_dto(await service.create_subscriber(call.environment_id, command, limits)), 201)
+            created = await service.create_subscriber(call.environment_id, command, limits)
         except AlreadyExistsError as exc:
             existing = await service.get_subscriber(call.environment_id, command.subscriber_id)
-            return _conflict(call.request, exc, subscriber_dto(existing))
+            return _conflict(call.request, exc, (await subscriber_dtos(call, [existing]))[0])
+        return ok((await subscriber_dtos(call, [created]))[0], 201)
     subscriber, _ = await service.upsert_subscriber(call.environment_id, command, limits)
-    return ok(subscriber_dto(subscriber), 201)
+    return ok((await subscriber_dtos(call, [subscriber]))[0], 201)
 
 
 def _conflict(request: Request, exc: AlreadyExistsError, existing: dict[str, Any]) -> Response:
@@ -73,7 +94,7 @@ def _conflict(request: Request, exc: AlreadyExistsError, existing: dict[str, Any
 
 async def retrieve(call: Call) -> Response:
     subscriber = await service.get_subscriber(call.environment_id, call.path("subscriberId"))
-    return ok(await subscriber_answer(call.environment_id, subscriber))
+    return ok(await subscriber_answer(call, subscriber))
 
 
 async def patch(call: Call) -> Response:
@@ -81,7 +102,7 @@ async def patch(call: Call) -> Response:
     fields = (await call.body(SubscriberProfile)).fields()
     subscriber_id = call.path("subscriberId")
     updated = await service.update_subscriber(call.environment_id, subscriber_id, fields, call.options.limits)
-    return ok(await subscriber_answer(call.environment_id, updated))
+    return ok(await subscriber_answer(call, updated))
 
 
 async def delete(call: Call) -> Response:
@@ -101,7 +122,36 @@ async def search(call: Call) -> Response:
             raise RefusedError(422, message, errors={unsupported: {"messages": [message]}})
     page = await service.list_subscribers(call.environment_id, page_request(call), term)
     total = await service.count_subscribers(call.environment_id, term)
-    return page_listing([subscriber_dto(one) for one in page.items], page, total)
+    return page_listing(await subscriber_dtos(call, page.items), page, total)
+
+
+async def list_v1(call: Call) -> Response:
+    """`GET /v1/subscribers?page=&limit=`: Novu's numbered pages (from 0), `{page, pageSize, totalCount, hasMore,
+    data}`; numbered pages reach the first `COUNT_CAP` subscribers."""
+    size = call.query_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    number = call.query_int("page", 0, minimum=0, maximum=COUNT_CAP)
+    found, more = await service.subscribers_at(call.environment_id, number, size)
+    total = await service.count_subscribers(call.environment_id)
+    return listing(
+        {
+            "page": number,
+            "pageSize": size,
+            "totalCount": total.count,
+            "hasMore": more,
+            "data": await subscriber_dtos(call, found),
+        }
+    )
+
+
+class OnlineBody(NovuBody):
+    is_online: StrictBool
+
+
+async def online_status(call: Call) -> Response:
+    """`PATCH /v1/subscribers/{id}/online-status`: the backend marks the subscriber online or offline."""
+    body = await call.body(OnlineBody)
+    subscriber = await service.set_online(call.environment_id, call.path("subscriberId"), body.is_online)
+    return ok(await subscriber_answer(call, subscriber))
 
 
 async def create_bulk(call: Call) -> Response:
