@@ -416,3 +416,27 @@ async def test_a_trigger_subscriber_brings_its_channels(stack: Stack) -> None:
     assert (refused["name"], refused["statusCode"]) == ("ValidationErrorDto", 422)
     assert "to.0.channels.0.providerId" in refused["body"]
     assert await Subscriber.find_one({"subscriber_id": newcomer}) is None
+
+
+async def test_a_subscribers_topics_and_one_subscription(stack: Stack) -> None:
+    eve = _id("eve")
+    await stack.one("subscribers.create", {"subscriberId": eve})
+    keys = [_id("first"), _id("second")]
+    for key in keys:
+        await stack.one("topics.subscriptions.create", {"subscriberIds": [eve]}, key)
+    listed = await stack.one("subscribers.topics.list", {"subscriberId": eve})
+    assert [one["topic"]["key"] for one in listed["data"]] == keys
+    assert (listed["totalCount"], listed["next"]) == (2, None)
+    assert {one["subscriber"]["subscriberId"] for one in listed["data"]} == {eve}
+    one_key = await stack.one("subscribers.topics.list", {"subscriberId": eve, "key": keys[1]})
+    assert [one["topic"]["key"] for one in one_key["data"]] == [keys[1]]
+
+    identifier = listed["data"][0]["identifier"]
+    detail = await stack.one("topics.subscriptions.getSubscription", keys[0], identifier)
+    membership = await TopicSubscription.find_one({"topic_key": keys[0], "subscriber_id": eve})
+    assert membership is not None
+    assert (detail["id"], detail["identifier"]) == (str(membership.id), identifier)
+    other_topic = await stack.failing("topics.subscriptions.getSubscription", keys[1], identifier)
+    assert (other_topic["name"], other_topic["statusCode"]) == ("ErrorDto", 404)
+    nobody = await stack.failing("subscribers.topics.list", {"subscriberId": _id("nobody")})
+    assert (nobody["name"], nobody["statusCode"]) == ("ErrorDto", 404)

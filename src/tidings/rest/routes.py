@@ -217,6 +217,19 @@ ROUTES = (
         "List a topic's subscribers",
         query=("limit", "after"),
     ),
+    RestRoute(
+        "GET",
+        "/v2/topics/{topicKey}/subscriptions/{identifier}",
+        topics.subscription,
+        "One subscription of a topic",
+    ),
+    RestRoute(
+        "GET",
+        "/v2/subscribers/{subscriberId}/subscriptions",
+        topics.subscriber_subscriptions,
+        "The topics a subscriber is in",
+        query=("limit", "after", "key"),
+    ),
     RestRoute("POST", "/v1/topics", topics.create_v1, "Create a topic", 201, topics.TopicBody),
     RestRoute("GET", "/v1/topics/{topicKey}", topics.retrieve_v1, "Get a topic and its subscribers"),
     RestRoute(

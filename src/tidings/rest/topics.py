@@ -210,6 +210,30 @@ async def subscriptions(call: Call) -> Response:
     return page_listing(data, members, total)
 
 
+async def subscriber_subscriptions(call: Call) -> Response:
+    """`GET /v2/subscribers/{id}/subscriptions`: the topics it is in, in the order it joined; `key` keeps one."""
+    subscriber, members, topics, total = await service.list_subscriber_memberships(
+        call.environment_id, call.path("subscriberId"), page_request(call), call.query("key")
+    )
+    data = [
+        _subscription_dto(topics[member.topic_key], member, subscriber)
+        for member in members.items
+        if member.topic_key in topics
+    ]
+    return page_listing(data, members, total)
+
+
+async def subscription(call: Call) -> Response:
+    """`GET /v2/topics/{key}/subscriptions/{identifier}`, the identifier as lists give it (`tk=<key>:si=<id>`)."""
+    key, identifier = call.path("topicKey"), call.path("identifier")
+    subscriber_id = identifier.removeprefix(f"tk={key}:si=") if identifier.startswith(f"tk={key}:si=") else None
+    await service.get_topic(call.environment_id, key)
+    members = await service.topic_memberships(call.environment_id, key, [subscriber_id] if subscriber_id else [])
+    if not members:
+        raise NotFoundError(f"topic {key!r} has no subscription {identifier!r}", field="identifier")
+    return ok({"id": str(members[0].id), "identifier": identifier, "preferences": []})
+
+
 async def add_v1(call: Call) -> Response:
     """`POST /v1/topics/{key}/subscribers`: `{succeeded, failed: {notFound}}`."""
     body = await call.body(V1SubscribersBody)

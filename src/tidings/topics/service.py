@@ -239,14 +239,32 @@ async def list_subscriber_topics(
 ) -> Page[Topic]:
     """The topics a subscriber belongs to, in the order it joined them."""
     await get_subscriber(environment_id, subscriber_id)
-    members = await paginate(
-        TopicSubscription.find({"environment_id": environment_id, "subscriber_id": subscriber_id}), request
-    )
+    scope = {"environment_id": environment_id, "subscriber_id": subscriber_id}
+    members, by_key = await _memberships_with_topics(environment_id, scope, request)
+    return _joined(members, lambda member: by_key.get(member.topic_key))
+
+
+async def list_subscriber_memberships(
+    environment_id: PydanticObjectId, subscriber_id: str, request: PageRequest, topic_key: str | None = None
+) -> tuple[Subscriber, Page[TopicSubscription], dict[str, Topic], Count]:
+    """The subscriber, a page of its memberships in the order it joined (of `topic_key` only, if given), their
+    topics, and how many there are."""
+    subscriber = await get_subscriber(environment_id, subscriber_id)
+    scope: dict[str, Any] = {"environment_id": environment_id, "subscriber_id": subscriber_id}
+    if topic_key is not None:
+        scope["topic_key"] = topic_key
+    members, by_key = await _memberships_with_topics(environment_id, scope, request)
+    return subscriber, members, by_key, await count_up_to(TopicSubscription, scope)
+
+
+async def _memberships_with_topics(
+    environment_id: PydanticObjectId, scope: dict[str, Any], request: PageRequest
+) -> tuple[Page[TopicSubscription], dict[str, Topic]]:
+    members = await paginate(TopicSubscription.find(scope), request)
     topics = await Topic.find(
         {"environment_id": environment_id, "key": {"$in": [member.topic_key for member in members.items]}}
     ).to_list()
-    by_key = {topic.key: topic for topic in topics}
-    return _joined(members, lambda member: by_key.get(member.topic_key))
+    return members, {topic.key: topic for topic in topics}
 
 
 def _joined[T](members: Page[TopicSubscription], lookup: Callable[[TopicSubscription], T | None]) -> Page[T]:
