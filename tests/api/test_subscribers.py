@@ -204,6 +204,20 @@ async def test_parallel_upserts_of_a_new_subscriber_all_succeed_and_one_creates(
         assert await _ids(gql, search=subscriber_id) == [subscriber_id]
 
 
+async def test_parallel_bulk_upserts_of_new_subscribers_all_succeed_and_each_is_created_once(gql: GraphQL) -> None:
+    for round_number in range(5):
+        ids = [f"bulk-racer-{round_number}-{index}" for index in range(20)]
+        results = await asyncio.gather(
+            *(gql(BULK, input={"subscribers": [{"subscriberId": one} for one in ids]}) for _ in range(8))
+        )
+        assert [body.get("errors") for body in results] == [None] * 8
+        created = [one for body in results for one in body["data"]["bulkUpsertSubscribers"]["created"]]
+        assert sorted(created) == sorted(ids)
+        for body in results:
+            answer = body["data"]["bulkUpsertSubscribers"]
+            assert sorted(answer["created"] + answer["updated"]) == sorted(ids)
+
+
 async def test_bulk_upsert_counts_before_it_validates(gql: GraphQL) -> None:
     """Over the cap, the count is the error even when an item is also invalid: items are not validated first."""
     items = [{"subscriberId": "", "email": "no"}, *({"subscriberId": f"cap-{i}"} for i in range(500))]
