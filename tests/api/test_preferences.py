@@ -21,6 +21,10 @@ SET = """mutation($id: String!, $workflowId: String, $channels: [ChannelChoiceIn
 GLOBAL = (
     "query($id: String!) { subscriberGlobalPreferences(subscriberId: $id) { workflowId channels { channel enabled } } }"
 )
+PAUSE = """mutation($id: String!, $workflowId: String, $enabled: Boolean) {
+    setSubscriberPreferences(subscriberId: $id, workflowId: $workflowId, channels: [], enabled: $enabled) {
+        enabled channels { channel enabled } } }"""
+GLOBAL_ENABLED = "query($id: String!) { subscriberGlobalPreferences(subscriberId: $id) { enabled } }"
 EFFECTIVE = """query($id: String!, $workflowId: String, $first: Int, $after: String) {
     subscriberPreferences(subscriberId: $id, workflowId: $workflowId, first: $first, after: $after) {
         edges { cursor node { workflowId workflowName critical readOnly channels { channel enabled reason } } }
@@ -232,3 +236,25 @@ async def test_choices_made_while_the_subscriber_is_deleted_leave_no_orphan(gql:
         # Re-created with the same id, the subscriber starts with no choices.
         await gql.data(SUBSCRIBER, id=subscriber_id)
         assert (await gql.data(GLOBAL, id=subscriber_id))["subscriberGlobalPreferences"]["channels"] == []
+
+
+async def test_turning_a_workflow_or_everything_off_keeps_the_channel_choices(gql: GraphQL) -> None:
+    await gql.data(SUBSCRIBER, id="pref-pause")
+    await _workflow(gql, "pausable")
+    email_off = [{"channel": "EMAIL", "enabled": False}]
+    await gql.data(SET, id="pref-pause", workflowId="pausable", channels=email_off)
+    paused = (await gql.data(PAUSE, id="pref-pause", workflowId="pausable", enabled=False))["setSubscriberPreferences"]
+    assert (paused["enabled"], paused["channels"]) == (False, email_off)
+    assert set((await _effective(gql, "pref-pause", "pausable")).values()) == {(False, "SUBSCRIBER_WORKFLOW")}
+
+    await gql.data(PAUSE, id="pref-pause", workflowId="pausable", enabled=True)
+    resumed = await _effective(gql, "pref-pause", "pausable")
+    assert resumed["EMAIL"] == (False, "SUBSCRIBER_WORKFLOW")
+    assert resumed["IN_APP"] == (True, "WORKFLOW_DEFAULT")
+
+    await gql.data(PAUSE, id="pref-pause", workflowId=None, enabled=False)
+    everything_off = await _effective(gql, "pref-pause", "pausable")
+    assert everything_off["IN_APP"] == (False, "SUBSCRIBER_GLOBAL")
+    assert everything_off["EMAIL"] == (False, "SUBSCRIBER_WORKFLOW")
+    stored = await gql.data(GLOBAL_ENABLED, id="pref-pause")
+    assert stored["subscriberGlobalPreferences"]["enabled"] is False

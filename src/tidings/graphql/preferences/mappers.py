@@ -31,4 +31,5 @@ def choices_to_graphql(preference: SubscriberPreference) -> SubscriberPreference
         subscriber_id=preference.subscriber_id,
         workflow_id=preference.workflow_id,
         channels=[ChannelChoice(channel=channel, enabled=enabled) for channel, enabled in preference.channels.items()],
+        enabled=preference.enabled,
     )

@@ -17,12 +17,18 @@ class PreferenceMutations:
     @strawberry.mutation(
         description="Record a subscriber's channel choices, globally (no `workflowId`) or for one workflow. "
         "Choices on readOnly workflows, and choices turning off a channel that a critical workflow enables, are "
-        "kept but do not apply (see subscriberPreferences)."
+        "kept but do not apply (see subscriberPreferences). `enabled: false` turns every channel off there while "
+        "keeping the choices; `enabled: true` applies them again."
     )
     async def set_subscriber_preferences(
-        self, info: Info, subscriber_id: str, channels: list[ChannelChoiceInput], workflow_id: str | None = None
+        self,
+        info: Info,
+        subscriber_id: str,
+        channels: list[ChannelChoiceInput],
+        workflow_id: str | None = None,
+        enabled: bool | None = None,
     ) -> SubscriberPreferenceChoices:
         environment_id = await require_environment_id(info)
         choices = {choice.channel: choice.enabled for choice in channels}
-        stored = await set_subscriber_preference(environment_id, subscriber_id, workflow_id, choices)
+        stored = await set_subscriber_preference(environment_id, subscriber_id, workflow_id, choices, enabled)
         return choices_to_graphql(stored)

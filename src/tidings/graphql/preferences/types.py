@@ -37,3 +37,7 @@ class SubscriberPreferenceChoices:
     subscriber_id: str
     workflow_id: str | None
     channels: list[ChannelChoice]
+    enabled: bool = strawberry.field(
+        description="False: the subscriber turned everything here off (every channel, whatever `channels` says); "
+        "`channels` are kept and apply again once it is turned back on."
+    )
