@@ -252,9 +252,14 @@ async def test_turning_a_workflow_or_everything_off_keeps_the_channel_choices(gq
     assert resumed["EMAIL"] == (False, "SUBSCRIBER_WORKFLOW")
     assert resumed["IN_APP"] == (True, "WORKFLOW_DEFAULT")
 
+    # Off globally is Novu's switch for everything: the workflow's own choices are set aside too.
+    await gql.data(SET, id="pref-pause", workflowId="pausable", channels=[{"channel": "PUSH", "enabled": True}])
     await gql.data(PAUSE, id="pref-pause", workflowId=None, enabled=False)
-    everything_off = await _effective(gql, "pref-pause", "pausable")
-    assert everything_off["IN_APP"] == (False, "SUBSCRIBER_GLOBAL")
-    assert everything_off["EMAIL"] == (False, "SUBSCRIBER_WORKFLOW")
+    assert set((await _effective(gql, "pref-pause", "pausable")).values()) == {(False, "SUBSCRIBER_GLOBAL")}
     stored = await gql.data(GLOBAL_ENABLED, id="pref-pause")
     assert stored["subscriberGlobalPreferences"]["enabled"] is False
+
+    # Turning a channel on without `enabled` turns the row back on, or the choice would do nothing.
+    await gql.data(SET, id="pref-pause", workflowId=None, channels=[{"channel": "SMS", "enabled": True}])
+    assert (await gql.data(GLOBAL_ENABLED, id="pref-pause"))["subscriberGlobalPreferences"]["enabled"] is True
+    assert (await _effective(gql, "pref-pause", "pausable"))["PUSH"] == (True, "SUBSCRIBER_WORKFLOW")

@@ -15,10 +15,13 @@ from tidings.core.channels import Channel
 from tidings.environments.service import IssuedEnvironment
 from tidings.inbox.presence import connected, disconnected
 from tidings.notifications.documents import Trigger
+from tidings.subscribers.commands import MAX_ENDPOINTS
 from tidings.subscribers.documents import Subscriber
 from tidings.topics.documents import TopicSubscription
 
 CREATE_WORKFLOW = "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }"
+CREATE_INTEGRATION = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { identifier } }"
+UPSERT_SUBSCRIBER = "mutation($input: SubscriberInput!) { upsertSubscriber(input: $input) { created } }"
 CHANNELS = [channel.value for channel in Channel]
 
 
@@ -119,6 +122,11 @@ async def test_lists_page_forward_with_next_and_count(rest: Rest) -> None:
     assert seen == ids
     error = await rest.error("GET", "/v2/subscribers", status=422, limit=500)
     assert list(error["errors"]) == ["limit"]
+    for refused in ({"before": "x"}, {"orderDirection": "DESC"}, {"orderBy": "email"}):
+        error = await rest.error("GET", "/v2/topics", status=422, **refused)
+        assert list(error["errors"]) == list(refused)
+    ascending = await rest.data("GET", "/v2/subscribers", subscriberId="page-", orderDirection="ASC", orderBy="_id")
+    assert [one["subscriberId"] for one in ascending["data"]] == ids
     await rest.error("GET", "/v2/subscribers", status=422, after="not-a-cursor")
 
 
@@ -264,6 +272,14 @@ async def test_v1_preferences_per_workflow_and_global(rest: Rest, gql: GraphQL) 
     assert off["preference"]["channels"] == dict.fromkeys(CHANNELS, False)
     back = await rest.data("PATCH", "/v1/subscribers/pref-v1/preferences/v1-prefs", {"enabled": True})
     assert back["preference"]["channels"] == {**dict.fromkeys(CHANNELS, True), "email": False}
+    # Turning a channel on while it is off as a whole turns it back on: otherwise the choice would do nothing.
+    await rest.data("PATCH", "/v1/subscribers/pref-v1/preferences/v1-prefs", {"enabled": False})
+    sms_on = {"channel": {"type": "sms", "enabled": True}}
+    resumed = await rest.data("PATCH", "/v1/subscribers/pref-v1/preferences/v1-prefs", sms_on)
+    assert resumed["preference"]["enabled"] is True
+    assert resumed["preference"]["channels"] == {**dict.fromkeys(CHANNELS, True), "email": False}
+    empty = await rest.error("PATCH", "/v1/subscribers/pref-v1/preferences/v1-prefs", {}, status=422)
+    assert empty["message"].endswith("send channel or enabled")
 
     body = {"preferences": [{"type": "sms", "enabled": False}, {"type": "in_app", "enabled": False}]}
     global_set = await rest.data("PATCH", "/v1/subscribers/pref-v1/preferences", body)
@@ -272,8 +288,8 @@ async def test_v1_preferences_per_workflow_and_global(rest: Rest, gql: GraphQL) 
     assert await rest.data("GET", "/v1/subscribers/pref-v1/preferences/global") == [{"preference": expected}]
     by_template = await rest.data("GET", "/v1/subscribers/pref-v1/preferences/template")
     (mine,) = [one for one in by_template if one["template"]["triggers"][0]["identifier"] == "v1-prefs"]
-    # The global choices apply where the workflow has none of its own.
-    off_here = {"email": False, "sms": False, "in_app": False}
+    # The global choices apply where the workflow has none of its own (it turned sms on, email off).
+    off_here = {"email": False, "in_app": False}
     assert mine["preference"]["channels"] == {**dict.fromkeys(CHANNELS, True), **off_here}
 
     level = await rest.error("GET", "/v1/subscribers/pref-v1/preferences/everything", status=422)
@@ -284,3 +300,22 @@ async def test_v1_preferences_per_workflow_and_global(rest: Rest, gql: GraphQL) 
         "PATCH", "/v1/subscribers/pref-v1/preferences", {"preferences": [{"type": "fax", "enabled": True}]}, status=422
     )
     assert list(bad["errors"]) == ["preferences.0.type"]
+
+
+async def test_an_inline_subscriber_with_too_many_endpoints_refuses_only_its_event(rest: Rest, gql: GraphQL) -> None:
+    steps = [{"inApp": {"body": "x"}}]
+    await gql.data(CREATE_WORKFLOW, input={"workflowId": "crowded", "name": "Crowded", "steps": steps})
+    await gql.data(CREATE_INTEGRATION, input={"providerId": "expo", "name": "Expo", "config": {}})
+    full = [{"integrationIdentifier": f"other-{index}", "deviceTokens": ["t"]} for index in range(MAX_ENDPOINTS)]
+    await gql.data(UPSERT_SUBSCRIBER, input={"subscriberId": "crowded", "push": full})
+    expo = {"providerId": "expo", "credentials": {"deviceTokens": ["ExponentPushToken[c]"]}}
+    crowded = {"name": "crowded", "to": [{"subscriberId": "crowded", "channels": [expo]}]}
+
+    error = await rest.error("POST", "/v1/events/trigger", crowded, status=422)
+    assert list(error["errors"]) == ["to.0.channels.0"]
+    bulk = {"events": [crowded, {"name": "crowded", "to": "crowd-neighbour"}]}
+    answers = await rest.data("POST", "/v1/events/trigger/bulk", bulk, status=201)
+    assert [one["status"] for one in answers] == ["error", "processed"]
+    assert answers[0]["error"][0].startswith("to.0.channels.0: a subscriber has at most")
+    recorded = await Trigger.find({"workflow.workflow_id": "crowded"}).to_list()
+    assert [one.to[0].subscriber_id for one in recorded] == ["crowd-neighbour"]

@@ -38,7 +38,7 @@ from tidings.notifications.documents import (
 )
 from tidings.notifications.retention import finished_notification_fields, outcome_fields
 from tidings.notifications.service import insert_new, wake
-from tidings.preferences.documents import SubscriberPreference
+from tidings.preferences.documents import SubscriberPreference, applied_choices
 from tidings.preferences.merge import merge_channel
 from tidings.subscribers.documents import Subscriber
 from tidings.webhooks.events import WebhookEventType
@@ -214,14 +214,15 @@ async def _preference_refusal(ctx: StepContext, channel: Channel) -> Outcome | N
             "workflow_id": {"$in": [None, ctx.job.workflow_id]},
         }
     ).to_list()
-    chosen = {row.workflow_id: row.choices() for row in rows}
+    by_workflow = {row.workflow_id: row for row in rows}
+    chosen_globally, chosen_here = applied_choices(by_workflow.get(None), by_workflow.get(ctx.job.workflow_id))
     workflow = ctx.trigger.workflow
     decision = merge_channel(
         default=workflow.channel_defaults.get(channel.value, True),
         read_only=workflow.read_only,
         critical=workflow.critical,
-        subscriber_global=chosen.get(None, {}).get(channel),
-        subscriber_workflow=chosen.get(ctx.job.workflow_id, {}).get(channel),
+        subscriber_global=chosen_globally.get(channel),
+        subscriber_workflow=chosen_here.get(channel),
     )
     if decision.enabled:
         return None

@@ -22,10 +22,6 @@ class SubscriberPreference(Document):
     enabled: bool = True
     updated_at: datetime = Field(default_factory=utcnow)
 
-    def choices(self) -> dict[Channel, bool]:
-        """The subscriber's choice per channel as delivery applies it."""
-        return dict.fromkeys(Channel, False) if not self.enabled else dict(self.channels)
-
     class Settings:
         name = "subscriber_preferences"
         indexes: ClassVar[list[IndexModel]] = [
@@ -35,3 +31,17 @@ class SubscriberPreference(Document):
             # Deleting a workflow deletes every subscriber's choices for it.
             IndexModel([("environment_id", ASCENDING), ("workflow_id", ASCENDING)]),
         ]
+
+
+def applied_choices(
+    global_row: SubscriberPreference | None, workflow_row: SubscriberPreference | None
+) -> tuple[dict[Channel, bool], dict[Channel, bool]]:
+    """The subscriber's global and per-workflow choices as delivery applies them. A row turned off turns every
+    channel off there; the global row turned off also sets the workflow's own choices aside (Novu's switch for
+    everything), leaving only what `critical` and `readOnly` workflows decide themselves."""
+    if global_row is not None and not global_row.enabled:
+        return dict.fromkeys(Channel, False), {}
+    chosen_globally = dict(global_row.channels) if global_row is not None else {}
+    if workflow_row is None:
+        return chosen_globally, {}
+    return chosen_globally, dict(workflow_row.channels) if workflow_row.enabled else dict.fromkeys(Channel, False)

@@ -15,7 +15,7 @@ from tidings.core.clock import utcnow
 from tidings.core.errors import NotFoundError, UnavailableError, ValidationError
 from tidings.core.limits import Limits
 from tidings.core.pagination import Page, PageRequest, encode_cursor, paginate
-from tidings.preferences.documents import SubscriberPreference
+from tidings.preferences.documents import SubscriberPreference, applied_choices
 from tidings.preferences.merge import Decision, merge_channel
 from tidings.subscribers.documents import Subscriber
 from tidings.subscribers.service import UPSERT_ATTEMPTS, get_subscriber
@@ -53,22 +53,15 @@ async def set_subscriber_preference(
     enabled: bool | None = None,
 ) -> SubscriberPreference:
     """Record the subscriber's choice per channel (`None` forgets a choice); `workflow_id=None` is the global row.
-    `enabled=False` turns every channel off there while keeping the choices, `True` applies them again.
+    `enabled=False` turns everything there off while keeping the choices (see `applied_choices`), `True` applies them
+    again; turning a channel on without saying `enabled` turns it back on too, or the choice would do nothing.
 
     Choices on `readOnly` workflows are kept but do not apply, nor do choices turning off a channel that a
     `critical` workflow enables; the effective view says why.
     """
     subscriber = await get_subscriber(environment_id, subscriber_id)
     workflow = None if workflow_id is None else await get_workflow(environment_id, workflow_id)
-    chosen = {f"channels.{channel.value}": value for channel, value in channels.items() if value is not None}
-    forgotten = {f"channels.{channel.value}": "" for channel, value in channels.items() if value is None}
-    update: dict[str, Any] = {"$set": {**chosen, "updated_at": utcnow()}}
-    if enabled is not None:
-        update["$set"]["enabled"] = enabled
-    if forgotten:
-        update["$unset"] = forgotten
-    key = {"environment_id": environment_id, "subscriber_id": subscriber_id, "workflow_id": workflow_id}
-    raw = await _upsert_choices(key, update)
+    raw = await _upsert_choices(_row_key(environment_id, subscriber_id, workflow_id), _choice_update(channels, enabled))
     # `delete_subscriber` and `delete_workflow` remove the choices after the record: a row written after that
     # would outlive them (and be inherited by a record re-created with the same id), so check again and drop it.
     if await Subscriber.find_one({"environment_id": environment_id, "_id": subscriber.id}) is None:
@@ -79,6 +72,23 @@ async def set_subscriber_preference(
         raise NotFoundError(f"no workflow {workflow_id!r}", field="workflowId")
     stored: SubscriberPreference = SubscriberPreference.model_validate(raw)
     return stored
+
+
+def _row_key(environment_id: PydanticObjectId, subscriber_id: str, workflow_id: str | None) -> dict[str, Any]:
+    return {"environment_id": environment_id, "subscriber_id": subscriber_id, "workflow_id": workflow_id}
+
+
+def _choice_update(channels: Mapping[Channel, bool | None], enabled: bool | None) -> dict[str, Any]:
+    chosen = {f"channels.{channel.value}": value for channel, value in channels.items() if value is not None}
+    forgotten = {f"channels.{channel.value}": "" for channel, value in channels.items() if value is None}
+    if enabled is None and any(value is True for value in channels.values()):
+        enabled = True
+    update: dict[str, Any] = {"$set": {**chosen, "updated_at": utcnow()}}
+    if enabled is not None:
+        update["$set"]["enabled"] = enabled
+    if forgotten:
+        update["$unset"] = forgotten
+    return update
 
 
 async def get_global_preference(environment_id: PydanticObjectId, subscriber_id: str) -> SubscriberPreference:
@@ -117,33 +127,37 @@ async def effective_preferences(
         assert workflow.id is not None  # loaded from the database
         shown = [workflow] if request.after is None or workflow.id > request.after else []
         workflows = Page(items=shown, cursors=[encode_cursor(workflow.id) for _ in shown], has_next_page=False)
-    rows = await SubscriberPreference.find(
-        {
-            "environment_id": environment_id,
-            "subscriber_id": subscriber_id,
-            "workflow_id": {"$in": [None, *(workflow.workflow_id for workflow in workflows.items)]},
-        }
-    ).to_list()
-    by_workflow = {row.workflow_id: row for row in rows}
-    subscriber_global = by_workflow[None].choices() if None in by_workflow else {}
     return Page(
-        items=[
-            _effective(workflow, subscriber_global, by_workflow.get(workflow.workflow_id))
-            for workflow in workflows.items
-        ],
+        items=await _effective(environment_id, subscriber_id, workflows.items),
         cursors=workflows.cursors,
         has_next_page=workflows.has_next_page,
     )
 
 
-def _effective(
-    workflow: Workflow, subscriber_global: Mapping[Channel, bool], row: SubscriberPreference | None
-) -> EffectivePreference:
-    return EffectivePreference(
-        workflow=workflow,
-        channels=effective_channels(workflow, subscriber_global, row.choices() if row else {}),
-        enabled=row.enabled if row else True,
-    )
+async def _effective(
+    environment_id: PydanticObjectId, subscriber_id: str, workflows: Sequence[Workflow]
+) -> list[EffectivePreference]:
+    """What applies to the subscriber for each of these workflows; only its choices for them are read."""
+    rows = await SubscriberPreference.find(
+        {
+            "environment_id": environment_id,
+            "subscriber_id": subscriber_id,
+            "workflow_id": {"$in": [None, *(workflow.workflow_id for workflow in workflows)]},
+        }
+    ).to_list()
+    by_workflow = {row.workflow_id: row for row in rows}
+    answers = []
+    for workflow in workflows:
+        row = by_workflow.get(workflow.workflow_id)
+        chosen_globally, chosen_here = applied_choices(by_workflow.get(None), row)
+        answers.append(
+            EffectivePreference(
+                workflow=workflow,
+                channels=effective_channels(workflow, chosen_globally, chosen_here),
+                enabled=row.enabled if row else True,
+            )
+        )
+    return answers
 
 
 async def set_workflow_preferences(
@@ -152,22 +166,41 @@ async def set_workflow_preferences(
     choices: Sequence[tuple[str, Mapping[Channel, bool | None]]],
     limits: Limits,
     *,
+    enabled: bool | None = None,
     field: str = "preferences",
 ) -> list[EffectivePreference]:
-    """Several workflows' choices at once (at most `limits.bulk_preferences_max`): every workflow is looked up
-    first, so an unknown one records nothing; then each is recorded, and what applies to each is returned in the
-    order sent."""
+    """Several workflows' choices at once (at most `limits.bulk_preferences_max`), `enabled` as in
+    `set_subscriber_preference`: the workflows are looked up first, so an unknown one records nothing; then each is
+    recorded, and what applies to each is returned in the order sent. A few round trips plus one per workflow, not
+    `set_subscriber_preference`'s several each."""
     if not 1 <= len(choices) <= limits.bulk_preferences_max:
         raise ValidationError(f"send 1 to {limits.bulk_preferences_max} workflows' preferences", field=field)
-    await get_subscriber(environment_id, subscriber_id)
-    for index, (workflow_id, _) in enumerate(choices):
-        try:
-            await get_workflow(environment_id, workflow_id)
-        except NotFoundError as exc:
-            raise NotFoundError(exc.message, field=f"{field}.{index}.workflowId") from None
-    answers: list[EffectivePreference] = []
+    subscriber = await get_subscriber(environment_id, subscriber_id)
+    wanted = [workflow_id for workflow_id, _ in choices]
+    found = {
+        workflow.workflow_id: workflow
+        for workflow in await Workflow.find(
+            {"environment_id": environment_id, "workflow_id": {"$in": wanted}}
+        ).to_list()
+    }
+    for index, workflow_id in enumerate(wanted):
+        if workflow_id not in found:
+            raise NotFoundError(f"no workflow {workflow_id!r}", field=f"{field}.{index}.workflowId")
     for workflow_id, channels in choices:
-        await set_subscriber_preference(environment_id, subscriber_id, workflow_id, channels)
-        page = await effective_preferences(environment_id, subscriber_id, PageRequest(first=1), workflow_id)
-        answers.extend(page.items)
-    return answers
+        await _upsert_choices(_row_key(environment_id, subscriber_id, workflow_id), _choice_update(channels, enabled))
+    # As in `set_subscriber_preference`: a subscriber or workflow deleted meanwhile leaves no choices behind.
+    collection = SubscriberPreference.get_pymongo_collection()
+    if await Subscriber.find_one({"environment_id": environment_id, "_id": subscriber.id}) is None:
+        await collection.delete_many(_row_key(environment_id, subscriber_id, None) | {"workflow_id": {"$in": wanted}})
+        raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
+    remaining = {
+        row["_id"]
+        async for row in Workflow.get_pymongo_collection().find(
+            {"environment_id": environment_id, "_id": {"$in": [workflow.id for workflow in found.values()]}}, {"_id": 1}
+        )
+    }
+    gone = [workflow_id for workflow_id, workflow in found.items() if workflow.id not in remaining]
+    if gone:
+        await collection.delete_many(_row_key(environment_id, subscriber_id, None) | {"workflow_id": {"$in": gone}})
+        raise NotFoundError(f"no workflow {gone[0]!r}", field=f"{field}.{wanted.index(gone[0])}.workflowId")
+    return await _effective(environment_id, subscriber_id, [found[workflow_id] for workflow_id in wanted])

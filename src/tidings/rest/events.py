@@ -90,18 +90,18 @@ def _event(body: EventFields, workflow_id: str, to: list[dict[str, Any]], prefix
 
 
 async def _trigger_event(call: Call, body: EventBody) -> TriggerEvent:
-    """The event, an inline subscriber's `channels` resolved to the environment's integrations (fields named as the
-    body has them: `to.channels…` for one recipient, `to.N.channels…` in a list)."""
-    if isinstance(body.to, list):
-        to = [await _recipient(call, one, f"to.{index}") for index, one in enumerate(body.to)]
-    else:
-        to = [await _recipient(call, body.to, "to")]
+    """The event, an inline subscriber's `channels` resolved to the environment's integrations. A single recipient
+    is named `to.0` in errors, as the domain names it."""
+    recipients = body.to if isinstance(body.to, list) else [body.to]
+    to = [await _recipient(call, one, f"to.{index}") for index, one in enumerate(recipients)]
     return _event(body, body.name, to, "")
 
 
 def _novu_field(exc: TidingsError) -> str:
-    """Named as the body has it: the workflow is `name`, an inline subscriber's fields sit on the recipient itself."""
-    return (exc.field or "").replace("workflowId", "name").replace(".subscriber.", ".")
+    """Named as the body has it: the workflow is `name`, an inline subscriber's fields sit on the recipient itself,
+    and the endpoints it brings are its `channels`."""
+    field = (exc.field or "").replace("workflowId", "name").replace(".subscriber.", ".")
+    return field.replace(".endpoints.", ".channels.")
 
 
 def _refused(exc: TidingsError) -> RefusedError:

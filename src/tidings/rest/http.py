@@ -242,7 +242,14 @@ def listing(body: dict[str, Any], status: int = 200) -> JSONResponse:
 
 
 def page_request(call: Call) -> PageRequest:
-    """`limit` (1 to `MAX_LIMIT`, `DEFAULT_LIMIT` if absent) and `after` (the `next` of the page before)."""
+    """`limit` (1 to `MAX_LIMIT`, `DEFAULT_LIMIT` if absent) and `after` (the `next` of the page before). Lists run
+    forward in creation order: asking for another order, or for `before`, is refused rather than ignored."""
+    if call.query("before") is not None:
+        raise _invalid("before", "before is not supported: lists page forward with after", call.query("before") or "")
+    for name, served in (("orderDirection", ("ASC",)), ("orderBy", ("_id", "createdAt"))):
+        value = call.query(name)
+        if value is not None and value not in served:
+            raise _invalid(name, f"{name} must be {' or '.join(served)}: lists run in creation order", value)
     limit = call.query_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     try:
         return PageRequest.parse(limit, call.query("after"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 from starlette.responses import Response
 
 from tidings.core.channels import Channel
@@ -63,12 +63,18 @@ class ChannelPreference(NovuBody):
 
 class GlobalBodyV1(NovuBody):
     enabled: StrictBool | None = None
-    preferences: list[ChannelPreference] = Field(default_factory=list)
+    preferences: list[ChannelPreference] = Field(default_factory=list, max_length=len(Channel))
 
 
 class WorkflowBodyV1(NovuBody):
     channel: ChannelPreference | None = None
     enabled: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> WorkflowBodyV1:
+        if self.channel is None and self.enabled is None:
+            raise ValueError("send channel or enabled")
+        return self
 
 
 async def preferences(call: Call) -> Response:
@@ -146,11 +152,15 @@ async def update_workflow_v1(call: Call) -> Response:
     """`PATCH /v1/subscribers/{id}/preferences/{parameter}`, the parameter a workflow's identifier: one channel
     and/or the whole workflow on or off."""
     body = await call.body(WorkflowBodyV1)
-    subscriber_id, workflow_id = call.path("subscriberId"), call.path("parameter")
-    channels = {Channel(body.channel.type): body.channel.enabled} if body.channel else {}
-    await service.set_subscriber_preference(call.environment_id, subscriber_id, workflow_id, channels, body.enabled)
-    page = await service.effective_preferences(call.environment_id, subscriber_id, PageRequest(first=1), workflow_id)
-    return ok(_template_v1(page.items[0]))
+    channels: dict[Channel, bool | None] = {Channel(body.channel.type): body.channel.enabled} if body.channel else {}
+    [answer] = await service.set_workflow_preferences(
+        call.environment_id,
+        call.path("subscriberId"),
+        [(call.path("parameter"), channels)],
+        call.options.limits,
+        enabled=body.enabled,
+    )
+    return ok(_template_v1(answer))
 
 
 def _channels(one: service.EffectivePreference) -> dict[str, bool]:

@@ -35,8 +35,7 @@ class BulkBody(NovuBody):
 
 
 def subscriber_dto(subscriber: Subscriber, online: bool) -> dict[str, Any]:
-    """Novu's SubscriberResponseDto. Tidings has no organisations: `_organizationId` is the environment's id.
-    `online`: it has an inbox websocket open (the stored flag is what the backend set)."""
+    """Novu's SubscriberResponseDto. Tidings has no organisations: `_organizationId` is the environment's id."""
     environment = str(subscriber.environment_id)
     return {
         "_id": str(subscriber.id),
@@ -51,7 +50,7 @@ def subscriber_dto(subscriber: Subscriber, online: bool) -> dict[str, Any]:
         "locale": subscriber.locale,
         "timezone": subscriber.timezone,
         "data": subscriber.data,
-        "isOnline": subscriber.is_online or online,
+        "isOnline": online,
         "lastOnlineAt": iso(subscriber.last_online_at) if subscriber.last_online_at else None,
         "deleted": False,
         "createdAt": iso(subscriber.created_at),
@@ -60,7 +59,7 @@ def subscriber_dto(subscriber: Subscriber, online: bool) -> dict[str, Any]:
 
 
 async def subscriber_dtos(call: Call, subscribers: Sequence[Subscriber]) -> list[dict[str, Any]]:
-    online = await online_among(call.redis, call.environment_id, [one.subscriber_id for one in subscribers])
+    online = await online_among(call.redis, call.environment_id, subscribers)
     return [subscriber_dto(one, one.subscriber_id in online) for one in subscribers]
 
 
@@ -116,7 +115,7 @@ async def search(call: Call) -> Response:
     """`GET /v2/subscribers`: pages of `limit` in creation order, `after` the `next` of the page before;
     `subscriberId` or `email` narrows to those starting with it."""
     term = call.query("subscriberId") or call.query("email")
-    for unsupported in ("before", "name", "phone"):
+    for unsupported in ("name", "phone"):
         if call.query(unsupported) is not None:
             message = f"{unsupported} is not supported (docs/novu-compat.md)"
             raise RefusedError(422, message, errors={unsupported: {"messages": [message]}})

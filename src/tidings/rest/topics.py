@@ -72,7 +72,7 @@ def topic_dto(topic: Topic) -> dict[str, Any]:
 def _subscription_dto(topic: Topic, member: TopicSubscription, subscriber: Subscriber | None) -> dict[str, Any]:
     return {
         "_id": str(member.id),
-        "identifier": f"tk={topic.key}:si={member.subscriber_id}",
+        "identifier": _identifier(topic.key, member.subscriber_id),
         "topic": {"_id": str(topic.id), "key": topic.key, "name": topic.name},
         "subscriber": None
         if subscriber is None
@@ -223,15 +223,19 @@ async def subscriber_subscriptions(call: Call) -> Response:
     return page_listing(data, members, total)
 
 
+def _identifier(key: str, subscriber_id: str) -> str:
+    """A subscription's identifier, in the format of Novu's default ones."""
+    return f"tk={key}:si={subscriber_id}"
+
+
 async def subscription(call: Call) -> Response:
-    """`GET /v2/topics/{key}/subscriptions/{identifier}`, the identifier as lists give it (`tk=<key>:si=<id>`)."""
+    """`GET /v2/topics/{key}/subscriptions/{identifier}`, the identifier as lists give it."""
     key, identifier = call.path("topicKey"), call.path("identifier")
-    subscriber_id = identifier.removeprefix(f"tk={key}:si=") if identifier.startswith(f"tk={key}:si=") else None
-    await service.get_topic(call.environment_id, key)
-    members = await service.topic_memberships(call.environment_id, key, [subscriber_id] if subscriber_id else [])
-    if not members:
-        raise NotFoundError(f"topic {key!r} has no subscription {identifier!r}", field="identifier")
-    return ok({"id": str(members[0].id), "identifier": identifier, "preferences": []})
+    # Another topic's identifier, or one not in this format, names no subscriber of this topic: a 404.
+    head = _identifier(key, "")
+    subscriber_id = identifier[len(head) :] if identifier.startswith(head) else ""
+    member = await service.get_membership(call.environment_id, key, subscriber_id)
+    return ok({"id": str(member.id), "identifier": identifier, "preferences": []})
 
 
 async def add_v1(call: Call) -> Response:

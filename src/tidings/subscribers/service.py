@@ -234,7 +234,8 @@ async def subscribers_at(environment_id: PydanticObjectId, page: int, size: int)
         .limit(size + 1)
         .to_list()
     )
-    return found[:size], len(found) > size
+    # The page past the deepest one is refused, so the deepest one does not promise more.
+    return found[:size], len(found) > size and (page + 1) * size < COUNT_CAP
 
 
 async def set_online(environment_id: PydanticObjectId, subscriber_id: str, online: bool) -> Subscriber:

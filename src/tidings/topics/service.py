@@ -222,6 +222,16 @@ async def topic_memberships(
     ).to_list()
 
 
+async def get_membership(environment_id: PydanticObjectId, key: str, subscriber_id: str) -> TopicSubscription:
+    await get_topic(environment_id, key)
+    found = await TopicSubscription.find_one(
+        {"environment_id": environment_id, "topic_key": key, "subscriber_id": subscriber_id}
+    )
+    if found is None:
+        raise NotFoundError(f"subscriber {subscriber_id!r} is not in topic {key!r}", field="subscriberId")
+    return found
+
+
 async def list_topic_memberships(
     environment_id: PydanticObjectId, key: str, request: PageRequest
 ) -> tuple[Topic, Page[TopicSubscription], dict[str, Subscriber], Count]:

@@ -128,7 +128,8 @@ async def _accept(
     queue is back, and a retry with the same transactionId creates nothing new.
     """
     workflow, recipients = await _prepare(environment_id, event, limits, prefix)
-    trigger = await _record(environment_id, event, workflow, recipients, limits)
+    await _write_inline(environment_id, event, limits, prefix)
+    trigger = await _record(environment_id, event, workflow, recipients)
     try:
         await trigger.insert()
     except DuplicateKeyError:
@@ -137,21 +138,24 @@ async def _accept(
     return TriggerResult(transaction_id=trigger.transaction_id, status=trigger.status, duplicate=False)
 
 
-async def _record(
-    environment_id: PydanticObjectId,
-    event: TriggerEvent,
-    workflow: Workflow,
-    recipients: list[Recipient],
-    limits: Limits,
-) -> Trigger:
-    """The trigger to insert, after upserting the event's inline subscribers."""
+async def _write_inline(environment_id: PydanticObjectId, event: TriggerEvent, limits: Limits, prefix: str) -> None:
+    """Upsert the event's inline subscribers with the endpoints they bring, before its trigger is recorded."""
     inline = [item.subscriber for item in event.to if item.subscriber is not None]
     if inline:
         await bulk_upsert_subscribers(environment_id, inline, limits)
-    for item in event.to:
-        for endpoint in item.endpoints or []:
+    for index, item in enumerate(event.to):
+        for place, endpoint in enumerate(item.endpoints or []):
             assert item.subscriber is not None  # To refuses endpoints without one
-            await put_endpoint(environment_id, item.subscriber.subscriber_id, endpoint)
+            try:
+                await put_endpoint(environment_id, item.subscriber.subscriber_id, endpoint)
+            except ValidationError as exc:  # too many endpoints or tokens: named as the event has the endpoint
+                where = field_path(("to", index, "endpoints", place), prefix)
+                raise ValidationError(exc.message, field=where) from None
+
+
+async def _record(
+    environment_id: PydanticObjectId, event: TriggerEvent, workflow: Workflow, recipients: list[Recipient]
+) -> Trigger:
     return Trigger(
         id=PydanticObjectId(),
         environment_id=environment_id,
@@ -195,7 +199,9 @@ async def accept_triggers(
             (event, *await _prepare(environment_id, event, limits, f"input.events.{index}", workflows))
             for index, event in enumerate(events)
         ]
-        await _record_all(environment_id, prepared, queue, limits, results)
+        for index, event in enumerate(events):
+            await _write_inline(environment_id, event, limits, f"input.events.{index}")
+        await _record_all(environment_id, prepared, queue, results)
     except Exception as exc:
         # Events accepted before the failure stay accepted (the queue went down mid-way); the rest were refused.
         count_rejected(len(events) - len(results), exc)
@@ -217,14 +223,16 @@ async def accept_each(
     places: list[int] = []
     for index, event in enumerate(events):
         try:
-            prepared.append((event, *await _prepare(environment_id, event, limits, "", workflows)))
+            ready = (event, *await _prepare(environment_id, event, limits, "", workflows))
+            await _write_inline(environment_id, event, limits, "")
+            prepared.append(ready)
             places.append(index)
         except TidingsError as exc:
             count_rejected(1, exc)
             outcomes[index] = exc
     results: list[TriggerResult] = []
     try:
-        await _record_all(environment_id, prepared, queue, limits, results)
+        await _record_all(environment_id, prepared, queue, results)
     except Exception as exc:
         count_rejected(len(prepared) - len(results), exc)
         raise
@@ -243,15 +251,12 @@ async def _record_all(
     environment_id: PydanticObjectId,
     prepared: Sequence[tuple[TriggerEvent, Workflow, list[Recipient]]],
     queue: TaskQueue,
-    limits: Limits,
     results: list[TriggerResult],
 ) -> None:
     """Record prepared events in one bulk insert and queue each, appending to `results` as they are accepted."""
     if not prepared:
         return
-    triggers = [
-        await _record(environment_id, event, workflow, recipients, limits) for event, workflow, recipients in prepared
-    ]
+    triggers = [await _record(environment_id, event, workflow, recipients) for event, workflow, recipients in prepared]
     # A transactionId seen before, or earlier in this call, is refused by the unique index: a duplicate.
     repeated = await refused_as_duplicates(Trigger.insert_many(triggers, ordered=False))
     for index, trigger in enumerate(triggers):

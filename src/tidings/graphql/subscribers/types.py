@@ -49,9 +49,7 @@ class Subscriber:
         "it online (the REST `PATCH /v1/subscribers/{id}/online-status`)."
     )
     async def is_online(self, info: Info) -> bool:
-        if self.marked_online:
-            return True
-        return await is_online(info.context.hub.redis, self.environment_id, self.subscriber_id)
+        return await is_online(info.context.hub.redis, self.environment_id, self.subscriber_id, self.marked_online)
 
 
 @strawberry.type(description="The outcome of `upsertSubscriber`.")
