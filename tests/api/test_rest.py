@@ -15,6 +15,7 @@ from tidings.core.channels import Channel
 from tidings.environments.service import IssuedEnvironment
 from tidings.inbox.presence import connected, disconnected
 from tidings.notifications.documents import Trigger
+from tidings.preferences.documents import SubscriberPreference
 from tidings.subscribers.commands import MAX_ENDPOINTS
 from tidings.subscribers.documents import Subscriber
 from tidings.topics.documents import TopicSubscription
@@ -291,6 +292,14 @@ async def test_v1_preferences_per_workflow_and_global(rest: Rest, gql: GraphQL) 
     # The global choices apply where the workflow has none of its own (it turned sms on, email off).
     off_here = {"email": False, "in_app": False}
     assert mine["preference"]["channels"] == {**dict.fromkeys(CHANNELS, True), **off_here}
+
+    # Novu's clients send back the `template._id` they were given.
+    by_id = f"/v1/subscribers/pref-v1/preferences/{mine['template']['_id']}"
+    push_off = await rest.data("PATCH", by_id, {"channel": {"type": "push", "enabled": False}})
+    assert push_off["template"]["triggers"][0]["identifier"] == "v1-prefs"
+    assert push_off["preference"]["channels"]["push"] is False
+    stored = await SubscriberPreference.find({"subscriber_id": "pref-v1"}).to_list()
+    assert sorted(str(row.workflow_id) for row in stored) == ["None", "v1-prefs"]
 
     level = await rest.error("GET", "/v1/subscribers/pref-v1/preferences/everything", status=422)
     assert list(level["errors"]) == ["parameter"]

@@ -20,7 +20,7 @@ from tidings.preferences.merge import Decision, merge_channel
 from tidings.subscribers.documents import Subscriber
 from tidings.subscribers.service import UPSERT_ATTEMPTS, get_subscriber
 from tidings.workflows.documents import Workflow
-from tidings.workflows.service import get_workflow
+from tidings.workflows.service import get_workflow, workflows_by_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,29 +169,27 @@ async def set_workflow_preferences(
     enabled: bool | None = None,
     field: str = "preferences",
 ) -> list[EffectivePreference]:
-    """Several workflows' choices at once (at most `limits.bulk_preferences_max`), `enabled` as in
+    """Several workflows' choices at once (at most `limits.bulk_preferences_max`; each named by its identifier or its
+    database id, as Novu's clients do), `enabled` as in
     `set_subscriber_preference`: the workflows are looked up first, so an unknown one records nothing; then each is
     recorded, and what applies to each is returned in the order sent. A few round trips plus one per workflow, not
     `set_subscriber_preference`'s several each."""
     if not 1 <= len(choices) <= limits.bulk_preferences_max:
         raise ValidationError(f"send 1 to {limits.bulk_preferences_max} workflows' preferences", field=field)
     subscriber = await get_subscriber(environment_id, subscriber_id)
-    wanted = [workflow_id for workflow_id, _ in choices]
-    found = {
-        workflow.workflow_id: workflow
-        for workflow in await Workflow.find(
-            {"environment_id": environment_id, "workflow_id": {"$in": wanted}}
-        ).to_list()
-    }
-    for index, workflow_id in enumerate(wanted):
-        if workflow_id not in found:
-            raise NotFoundError(f"no workflow {workflow_id!r}", field=f"{field}.{index}.workflowId")
-    for workflow_id, channels in choices:
-        await _upsert_choices(_row_key(environment_id, subscriber_id, workflow_id), _choice_update(channels, enabled))
+    wanted = [key for key, _ in choices]
+    found = await workflows_by_key(environment_id, wanted)
+    for index, key in enumerate(wanted):
+        if key not in found:
+            raise NotFoundError(f"no workflow {key!r}", field=f"{field}.{index}.workflowId")
+    for key, channels in choices:
+        row = _row_key(environment_id, subscriber_id, found[key].workflow_id)
+        await _upsert_choices(row, _choice_update(channels, enabled))
     # As in `set_subscriber_preference`: a subscriber or workflow deleted meanwhile leaves no choices behind.
     collection = SubscriberPreference.get_pymongo_collection()
+    written = [found[key].workflow_id for key in wanted]
     if await Subscriber.find_one({"environment_id": environment_id, "_id": subscriber.id}) is None:
-        await collection.delete_many(_row_key(environment_id, subscriber_id, None) | {"workflow_id": {"$in": wanted}})
+        await collection.delete_many(_row_key(environment_id, subscriber_id, None) | {"workflow_id": {"$in": written}})
         raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
     remaining = {
         row["_id"]
@@ -199,8 +197,9 @@ async def set_workflow_preferences(
             {"environment_id": environment_id, "_id": {"$in": [workflow.id for workflow in found.values()]}}, {"_id": 1}
         )
     }
-    gone = [workflow_id for workflow_id, workflow in found.items() if workflow.id not in remaining]
+    gone = [key for key in wanted if found[key].id not in remaining]
     if gone:
-        await collection.delete_many(_row_key(environment_id, subscriber_id, None) | {"workflow_id": {"$in": gone}})
+        dropped = [found[key].workflow_id for key in gone]
+        await collection.delete_many(_row_key(environment_id, subscriber_id, None) | {"workflow_id": {"$in": dropped}})
         raise NotFoundError(f"no workflow {gone[0]!r}", field=f"{field}.{wanted.index(gone[0])}.workflowId")
-    return await _effective(environment_id, subscriber_id, [found[workflow_id] for workflow_id in wanted])
+    return await _effective(environment_id, subscriber_id, [found[key] for key in wanted])

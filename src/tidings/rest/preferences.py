@@ -89,8 +89,12 @@ async def update(call: Call) -> Response:
     if body.schedule is not None:
         message = "schedule is not supported (docs/novu-compat.md)"
         raise RefusedError(422, message, errors={"schedule": {"messages": [message]}})
-    channels = body.channels.chosen() if body.channels else {}
-    await service.set_subscriber_preference(call.environment_id, subscriber_id, body.workflow_id, channels)
+    channels: dict[Channel, bool | None] = dict(body.channels.chosen()) if body.channels else {}
+    if body.workflow_id is None:
+        await service.set_subscriber_preference(call.environment_id, subscriber_id, None, channels)
+    else:  # by identifier or database id, as Novu takes it
+        choice = [(body.workflow_id, channels)]
+        await service.set_workflow_preferences(call.environment_id, subscriber_id, choice, call.options.limits)
     return ok(await _preferences(call, subscriber_id))
 
 
@@ -149,8 +153,8 @@ async def update_global_v1(call: Call) -> Response:
 
 
 async def update_workflow_v1(call: Call) -> Response:
-    """`PATCH /v1/subscribers/{id}/preferences/{parameter}`, the parameter a workflow's identifier: one channel
-    and/or the whole workflow on or off."""
+    """`PATCH /v1/subscribers/{id}/preferences/{parameter}`, the parameter a workflow's identifier or `_id`: one
+    channel and/or the whole workflow on or off."""
     body = await call.body(WorkflowBodyV1)
     channels: dict[Channel, bool | None] = {Channel(body.channel.type): body.channel.enabled} if body.channel else {}
     [answer] = await service.set_workflow_preferences(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -122,6 +123,17 @@ async def get_workflow(environment_id: PydanticObjectId, workflow_id: str) -> Wo
     if workflow is None:
         raise NotFoundError(f"no workflow {workflow_id!r}", field="workflowId")
     return workflow
+
+
+async def workflows_by_key(environment_id: PydanticObjectId, keys: Sequence[str]) -> dict[str, Workflow]:
+    """The workflows these keys name, a key being a workflow's identifier or its database id (Novu's clients send
+    the `_id` its answers carry); an identifier wins where a key is both."""
+    ids = [ObjectId(key) for key in keys if ObjectId.is_valid(key)]
+    query = {"environment_id": environment_id, "$or": [{"workflow_id": {"$in": list(keys)}}, {"_id": {"$in": ids}}]}
+    found = await Workflow.find(query).to_list()
+    by_identifier = {workflow.workflow_id: workflow for workflow in found}
+    by_id = {str(workflow.id): workflow for workflow in found}
+    return {key: workflow for key in keys if (workflow := by_identifier.get(key) or by_id.get(key)) is not None}
 
 
 async def list_workflows(
