@@ -16,7 +16,7 @@ from tidings.engine.metrics import record_delivery, record_provider_error, recor
 from tidings.engine.outcome import Outcome, completed, failed
 from tidings.inbox.documents import Action
 from tidings.inbox.service import NewMessage, deliver_in_app
-from tidings.integrations.documents import Integration
+from tidings.integrations.documents import Integration, in_failover_order
 from tidings.notifications.documents import Job, JobStatus
 from tidings.rendering.environment import TemplateError, compile_template
 from tidings.rendering.render import RenderError, render_async, text_from_html
@@ -126,11 +126,10 @@ def _disabled_address(subscriber: Subscriber, channel: Channel) -> str | None:
 
 
 async def _integrations(ctx: StepContext, channel: Channel) -> list[Integration]:
-    """The channel's active integrations in failover order: the primary, then by priority, then the oldest."""
     rows = await Integration.find(
         {"environment_id": ctx.job.environment_id, "channel": channel, "active": True}
     ).to_list()
-    return sorted(rows, key=lambda row: (not row.primary, row.priority, row.id))
+    return in_failover_order(rows)
 
 
 async def _drop_bad_tokens(ctx: StepContext, integration: Integration, detail: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -59,3 +60,8 @@ class Integration(Document):
             ),
             IndexModel([("environment_id", ASCENDING), ("_id", ASCENDING)]),
         ]
+
+
+def in_failover_order(integrations: Iterable[Integration]) -> list[Integration]:
+    """Active integrations in the order a send tries them: the primary, then by ascending priority, then the oldest."""
+    return sorted(integrations, key=lambda integration: (not integration.primary, integration.priority, integration.id))

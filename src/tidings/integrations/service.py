@@ -19,7 +19,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from beanie import PydanticObjectId, SortDirection
+from beanie import PydanticObjectId
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
@@ -39,7 +39,7 @@ from tidings.integrations.credentials import (
     split_settings,
     validate_settings,
 )
-from tidings.integrations.documents import IDENTIFIER_INDEX, PRIMARY_INDEX, Integration
+from tidings.integrations.documents import IDENTIFIER_INDEX, PRIMARY_INDEX, Integration, in_failover_order
 from tidings.integrations.providers import PROVIDERS, ProviderSpec
 
 # Each retry follows a concurrent request that took the identifier or the primary role, or changed the record, in
@@ -62,17 +62,10 @@ async def get_integration(environment_id: PydanticObjectId, identifier: str) -> 
 async def first_active_integration(
     environment_id: PydanticObjectId, provider_ids: Collection[str]
 ) -> Integration | None:
-    """The active integration of these providers a send would try first: the primary, then by priority, then age."""
+    """The active integration of these providers a send would try first."""
     query = {"environment_id": environment_id, "provider_id": {"$in": list(provider_ids)}, "active": True}
-    ordered = Integration.find(query).sort(
-        [
-            ("primary", SortDirection.DESCENDING),
-            ("priority", SortDirection.ASCENDING),
-            ("created_at", SortDirection.ASCENDING),
-        ]
-    )
-    found = await ordered.limit(1).to_list()
-    return found[0] if found else None
+    ordered = in_failover_order(await Integration.find(query).to_list())
+    return ordered[0] if ordered else None
 
 
 async def integrations_by_identifier(
