@@ -10,10 +10,10 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
 from tidings.core.clock import utcnow
-from tidings.core.errors import NotFoundError, UnavailableError, ValidationError
+from tidings.core.errors import UnavailableError, ValidationError
 from tidings.subscribers.commands import MAX_DEVICE_TOKENS, MAX_ENDPOINTS, ChatEndpointInput, PushEndpointInput
 from tidings.subscribers.documents import Subscriber
-from tidings.subscribers.service import UPSERT_ATTEMPTS, get_subscriber
+from tidings.subscribers.service import UPSERT_ATTEMPTS, apply_update, get_subscriber
 
 type EndpointKind = Literal["push", "chat"]
 
@@ -58,15 +58,5 @@ async def remove_endpoints(
     environment_id: PydanticObjectId, subscriber_id: str, kind: EndpointKind, integrations: Collection[str]
 ) -> Subscriber:
     """Drop the subscriber's endpoints of these integrations (by identifier)."""
-    raw = await Subscriber.get_pymongo_collection().find_one_and_update(
-        {"environment_id": environment_id, "subscriber_id": subscriber_id},
-        {
-            "$pull": {kind: {"integration_identifier": {"$in": list(integrations)}}},
-            "$set": {"updated_at": utcnow()},
-        },
-        return_document=ReturnDocument.AFTER,
-    )
-    if raw is None:
-        raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
-    updated: Subscriber = Subscriber.model_validate(raw)
-    return updated
+    dropped = {kind: {"integration_identifier": {"$in": list(integrations)}}}
+    return await apply_update(environment_id, subscriber_id, {"$pull": dropped, "$set": {"updated_at": utcnow()}})

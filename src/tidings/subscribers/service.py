@@ -244,13 +244,7 @@ async def set_online(environment_id: PydanticObjectId, subscriber_id: str, onlin
     changes: dict[str, Any] = {"is_online": online}
     if not online:
         changes["last_online_at"] = utcnow()
-    raw = await Subscriber.get_pymongo_collection().find_one_and_update(
-        _key(environment_id, subscriber_id), {"$set": changes}, return_document=ReturnDocument.AFTER
-    )
-    if raw is None:
-        raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
-    updated: Subscriber = Subscriber.model_validate(raw)
-    return updated
+    return await apply_update(environment_id, subscriber_id, {"$set": changes})
 
 
 async def count_subscribers(environment_id: PydanticObjectId, search: str | None = None) -> Count:
@@ -266,10 +260,13 @@ async def update_subscriber(
     environment_id: PydanticObjectId, subscriber_id: str, fields: SubscriberFields, limits: Limits
 ) -> Subscriber:
     _check_data(fields, limits, "input")
+    return await apply_update(environment_id, subscriber_id, {"$set": {**fields.changes(), "updated_at": utcnow()}})
+
+
+async def apply_update(environment_id: PydanticObjectId, subscriber_id: str, update: dict[str, Any]) -> Subscriber:
+    """Apply a MongoDB update to the subscriber and return it as it is afterwards."""
     raw = await Subscriber.get_pymongo_collection().find_one_and_update(
-        _key(environment_id, subscriber_id),
-        {"$set": {**fields.changes(), "updated_at": utcnow()}},
-        return_document=ReturnDocument.AFTER,
+        _key(environment_id, subscriber_id), update, return_document=ReturnDocument.AFTER
     )
     if raw is None:
         raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
