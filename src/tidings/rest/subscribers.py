@@ -63,10 +63,14 @@ async def subscriber_dtos(call: Call, subscribers: Sequence[Subscriber]) -> list
     return [subscriber_dto(one, one.subscriber_id in online) for one in subscribers]
 
 
+async def _dto(call: Call, subscriber: Subscriber) -> dict[str, Any]:
+    [dto] = await subscriber_dtos(call, [subscriber])
+    return dto
+
+
 async def subscriber_answer(call: Call, subscriber: Subscriber) -> dict[str, Any]:
     """A single subscriber's answer: the DTO with its push and chat endpoints as `channels`."""
-    [dto] = await subscriber_dtos(call, [subscriber])
-    return {**dto, "channels": await channel_settings(call.environment_id, subscriber)}
+    return {**await _dto(call, subscriber), "channels": await channel_settings(call.environment_id, subscriber)}
 
 
 async def create(call: Call) -> Response:
@@ -80,10 +84,10 @@ async def create(call: Call) -> Response:
             created = await service.create_subscriber(call.environment_id, command, limits)
         except AlreadyExistsError as exc:
             existing = await service.get_subscriber(call.environment_id, command.subscriber_id)
-            return _conflict(call.request, exc, (await subscriber_dtos(call, [existing]))[0])
-        return ok((await subscriber_dtos(call, [created]))[0], 201)
+            return _conflict(call.request, exc, await _dto(call, existing))
+        return ok(await _dto(call, created), 201)
     subscriber, _ = await service.upsert_subscriber(call.environment_id, command, limits)
-    return ok((await subscriber_dtos(call, [subscriber]))[0], 201)
+    return ok(await _dto(call, subscriber), 201)
 
 
 def _conflict(request: Request, exc: AlreadyExistsError, existing: dict[str, Any]) -> Response:
