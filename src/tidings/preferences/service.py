@@ -62,16 +62,41 @@ async def set_subscriber_preference(
     subscriber = await get_subscriber(environment_id, subscriber_id)
     workflow = None if workflow_id is None else await get_workflow(environment_id, workflow_id)
     raw = await _upsert_choices(_row_key(environment_id, subscriber_id, workflow_id), _choice_update(channels, enabled))
-    # `delete_subscriber` and `delete_workflow` remove the choices after the record: a row written after that
-    # would outlive them (and be inherited by a record re-created with the same id), so check again and drop it.
-    if await Subscriber.find_one({"environment_id": environment_id, "_id": subscriber.id}) is None:
-        await SubscriberPreference.get_pymongo_collection().delete_one({"_id": raw["_id"]})
-        raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
-    if workflow is not None and await Workflow.find_one({"environment_id": environment_id, "_id": workflow.id}) is None:
-        await SubscriberPreference.get_pymongo_collection().delete_one({"_id": raw["_id"]})
-        raise NotFoundError(f"no workflow {workflow_id!r}", field="workflowId")
+    await _drop_orphans(environment_id, subscriber, [(workflow, "workflowId")])
     stored: SubscriberPreference = SubscriberPreference.model_validate(raw)
     return stored
+
+
+async def _drop_orphans(
+    environment_id: PydanticObjectId, subscriber: Subscriber, written: Sequence[tuple[Workflow | None, str]]
+) -> None:
+    """`delete_subscriber` and `delete_workflow` remove the choices after the record: a row written after that
+    would outlive them (and be inherited by a record re-created with the same id), so check again and drop it.
+    `written`: each row's workflow (None for the global row) and the field that names it in an error."""
+    collection = SubscriberPreference.get_pymongo_collection()
+
+    def rows(of: Sequence[tuple[Workflow | None, str]]) -> dict[str, Any]:
+        named = [workflow.workflow_id if workflow else None for workflow, _ in of]
+        return _row_key(environment_id, subscriber.subscriber_id, None) | {"workflow_id": {"$in": named}}
+
+    if await Subscriber.find_one({"environment_id": environment_id, "_id": subscriber.id}) is None:
+        await collection.delete_many(rows(written))
+        raise NotFoundError(f"subscriber {subscriber.subscriber_id!r} not found", field="subscriberId")
+    ids = [workflow.id for workflow, _ in written if workflow is not None]
+    if not ids:
+        return
+    remaining = {
+        row["_id"]
+        async for row in Workflow.get_pymongo_collection().find(
+            {"environment_id": environment_id, "_id": {"$in": ids}}, {"_id": 1}
+        )
+    }
+    gone = [(workflow, field) for workflow, field in written if workflow is not None and workflow.id not in remaining]
+    if gone:
+        await collection.delete_many(rows(gone))
+        workflow, field = gone[0]
+        assert workflow is not None
+        raise NotFoundError(f"no workflow {workflow.workflow_id!r}", field=field)
 
 
 def _row_key(environment_id: PydanticObjectId, subscriber_id: str, workflow_id: str | None) -> dict[str, Any]:
@@ -185,21 +210,7 @@ async def set_workflow_preferences(
     for key, channels in choices:
         row = _row_key(environment_id, subscriber_id, found[key].workflow_id)
         await _upsert_choices(row, _choice_update(channels, enabled))
-    # As in `set_subscriber_preference`: a subscriber or workflow deleted meanwhile leaves no choices behind.
-    collection = SubscriberPreference.get_pymongo_collection()
-    written = [found[key].workflow_id for key in wanted]
-    if await Subscriber.find_one({"environment_id": environment_id, "_id": subscriber.id}) is None:
-        await collection.delete_many(_row_key(environment_id, subscriber_id, None) | {"workflow_id": {"$in": written}})
-        raise NotFoundError(f"subscriber {subscriber_id!r} not found", field="subscriberId")
-    remaining = {
-        row["_id"]
-        async for row in Workflow.get_pymongo_collection().find(
-            {"environment_id": environment_id, "_id": {"$in": [workflow.id for workflow in found.values()]}}, {"_id": 1}
-        )
-    }
-    gone = [key for key in wanted if found[key].id not in remaining]
-    if gone:
-        dropped = [found[key].workflow_id for key in gone]
-        await collection.delete_many(_row_key(environment_id, subscriber_id, None) | {"workflow_id": {"$in": dropped}})
-        raise NotFoundError(f"no workflow {gone[0]!r}", field=f"{field}.{wanted.index(gone[0])}.workflowId")
+    await _drop_orphans(
+        environment_id, subscriber, [(found[key], f"{field}.{index}.workflowId") for index, key in enumerate(wanted)]
+    )
     return await _effective(environment_id, subscriber_id, [found[key] for key in wanted])
