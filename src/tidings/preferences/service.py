@@ -22,6 +22,9 @@ from tidings.subscribers.service import UPSERT_ATTEMPTS, get_subscriber
 from tidings.workflows.documents import Workflow
 from tidings.workflows.service import get_workflow, workflows_by_key
 
+# Workflows read per round trip while reading them all.
+_WORKFLOWS_PER_READ = 100
+
 
 @dataclass(frozen=True, slots=True)
 class EffectivePreference:
@@ -157,6 +160,20 @@ async def effective_preferences(
         cursors=workflows.cursors,
         has_next_page=workflows.has_next_page,
     )
+
+
+async def every_effective_preference(environment_id: PydanticObjectId, subscriber_id: str) -> list[EffectivePreference]:
+    """What applies for every workflow of the environment, in creation order (Novu's preference lists are not
+    paged), read a page of workflows at a time."""
+    await get_subscriber(environment_id, subscriber_id)
+    found: list[EffectivePreference] = []
+    request = PageRequest(first=_WORKFLOWS_PER_READ)
+    while True:
+        workflows = await paginate(Workflow.find({"environment_id": environment_id}), request)
+        found += await _effective(environment_id, subscriber_id, workflows.items)
+        if not workflows.has_next_page or not workflows.items:
+            return found
+        request = PageRequest(first=_WORKFLOWS_PER_READ, after=workflows.items[-1].id)
 
 
 async def _effective(

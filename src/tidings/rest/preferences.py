@@ -9,14 +9,11 @@ from pydantic import ConfigDict, Field, StrictBool, model_validator
 from starlette.responses import Response
 
 from tidings.core.channels import Channel
-from tidings.core.pagination import PageRequest
 from tidings.preferences import service
 from tidings.preferences.merge import Reason
 from tidings.rest.bodies import NovuBody
 from tidings.rest.http import Call, RefusedError, iso, ok
 
-# Workflows read per round trip while listing them all.
-_PAGE = 100
 _SUBSCRIBER_REASONS = {Reason.SUBSCRIBER_GLOBAL, Reason.SUBSCRIBER_WORKFLOW}
 _LEVELS = ("global", "template")
 
@@ -127,7 +124,8 @@ async def update_bulk(call: Call) -> Response:
 
 async def preferences_v1(call: Call) -> Response:
     """`GET /v1/subscribers/{id}/preferences`: every workflow's preference."""
-    return ok([_template_v1(one) for one in await _effective(call, call.path("subscriberId"))])
+    every = await service.every_effective_preference(call.environment_id, call.path("subscriberId"))
+    return ok([_template_v1(one) for one in every])
 
 
 async def preferences_by_level_v1(call: Call) -> Response:
@@ -214,19 +212,6 @@ async def _global_v1(call: Call, subscriber_id: str) -> dict[str, Any]:
     return {"preference": await _global(call, subscriber_id)}
 
 
-async def _effective(call: Call, subscriber_id: str) -> list[service.EffectivePreference]:
-    found: list[service.EffectivePreference] = []
-    request = PageRequest(first=_PAGE)
-    while True:
-        page = await service.effective_preferences(call.environment_id, subscriber_id, request)
-        found.extend(page.items)
-        if not page.has_next_page or page.end_cursor is None:
-            return found
-        request = PageRequest.parse(_PAGE, page.end_cursor, default=_PAGE, maximum=_PAGE)
-
-
 async def _preferences(call: Call, subscriber_id: str) -> dict[str, Any]:
-    return {
-        "global": await _global(call, subscriber_id),
-        "workflows": [_workflow(one) for one in await _effective(call, subscriber_id)],
-    }
+    every = await service.every_effective_preference(call.environment_id, subscriber_id)
+    return {"global": await _global(call, subscriber_id), "workflows": [_workflow(one) for one in every]}
